@@ -1,0 +1,128 @@
+"""Reading and writing images and kernels, with one-line errors and atomic writes."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import InputError
+
+__all__ = ["load_image", "save_image", "save_kernel", "save_json", "atomic_path", "MAX_PIXELS"]
+
+MAX_PIXELS = 50_000_000  # refuse absurd dimensions before decoding (decompression bombs)
+
+
+def load_image(path: str | Path, gray: bool = True) -> np.ndarray:
+    """Read an image file as float64 in [0, 1]: (H, W) if ``gray`` else (H, W, C).
+
+    8/16-bit PNG/TIFF and JPEG are accepted; EXIF orientation is applied;
+    colour is converted to luminance (ITU-R 601) when ``gray``.
+
+    Raises
+    ------
+    InputError
+        missing file, directory, unreadable/truncated file, not an image,
+        empty or 1-pixel image, more than ``MAX_PIXELS`` pixels, NaN/Inf.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not an image file")
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise InputError(f"{p}: {w}x{h} image exceeds the limit of {MAX_PIXELS} pixels")
+            im = ImageOps.exif_transpose(im)
+            im.load()
+            arr = _to_array(im, gray)
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(f"{p}: not an image file (format not recognised)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{p}: cannot read image ({exc})") from None
+    if arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise InputError(f"{p}: image is {arr.shape[1]}x{arr.shape[0]} pixels, too small to deblur")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{p}: image contains NaN or Inf values")
+    return arr
+
+
+def _to_array(im: Image.Image, gray: bool) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        a = a / (65535.0 if a.max() > 255 or mode.startswith("I;16") else 255.0)
+        return np.clip(a, 0, 1) if gray else np.clip(a, 0, 1)[:, :, None]
+    if mode == "F":
+        return np.asarray(im, dtype=np.float64)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA" if mode != "LA" else "LA")
+        im = im.convert("RGB") if im.mode == "RGBA" else im.convert("L")
+    if gray:
+        return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+    if im.mode not in ("RGB", "L"):
+        im = im.convert("RGB")
+    a = np.asarray(im, dtype=np.float64) / 255.0
+    return a if a.ndim == 3 else a[:, :, None]
+
+
+def atomic_path(target: Path):
+    """A temporary path next to ``target``; ``os.replace`` it once fully written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _write_atomic(target: Path, writer) -> Path:
+    target = Path(target)
+    tmp = atomic_path(target)
+    try:
+        writer(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def save_image(path: str | Path, img: np.ndarray, bits: int = 8) -> Path:
+    """Write an (H, W) or (H, W, 3) float image in [0, 1] as PNG, atomically."""
+    a = np.clip(np.nan_to_num(np.asarray(img, dtype=np.float64)), 0.0, 1.0)
+    if bits == 16 and a.ndim == 2:
+        out = Image.fromarray((a * 65535 + 0.5).astype(np.uint16))
+    else:
+        out = Image.fromarray((a * 255 + 0.5).astype(np.uint8))
+    return _write_atomic(Path(path), lambda t: out.save(t, format="PNG"))
+
+
+def save_kernel(path: str | Path, k: np.ndarray, zoom: int = 1) -> Path:
+    """Write a kernel as an 8-bit PNG scaled to max 1 (the Levin convention)."""
+    k = np.asarray(k, dtype=np.float64)
+    k = k / max(k.max(), 1e-12)
+    if zoom > 1:
+        k = np.kron(k, np.ones((zoom, zoom)))
+    return save_image(path, k)
+
+
+def save_json(path: str | Path, data: dict) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2, default=_json_default)
+    return _write_atomic(Path(path), lambda t: Path(t).write_text(text))
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
