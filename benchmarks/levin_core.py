@@ -74,7 +74,14 @@ def main(argv=None) -> int:
     ap.add_argument("--images", default=None, help="comma-separated names, e.g. im1_kernel1,im2_kernel2")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/levin_core.csv"))
     ap.add_argument("--summary", type=Path, default=None, help="markdown summary (default: <out>.md)")
+    ap.add_argument("--readme", type=Path, default=Path(__file__).resolve().parent / "README.md",
+                    help="markdown file whose levin_core section is rewritten with the summary")
+    ap.add_argument("--report-only", action="store_true", help="only rewrite the summaries from an existing --out table")
     a = ap.parse_args(argv)
+    if a.report_only:
+        meta = _read_meta(a.out)
+        report(pd.read_csv(a.out, comment="#"), meta, a)
+        return 0
 
     from cbid_meta.evaluation import load_levin
 
@@ -100,6 +107,22 @@ def main(argv=None) -> int:
     meta = provenance() | {"recipe": a.recipe, "seed": a.seed, "steps": a.steps or "recipe"}
     write_table(df, a.out, meta)
     partial.unlink(missing_ok=True)
+    report(df, meta, a)
+    return 0
+
+
+def _read_meta(path: Path) -> dict:
+    meta = {}
+    for line in path.read_text().splitlines():
+        if not line.startswith("# "):
+            break
+        k, _, v = line[2:].partition(": ")
+        meta[k] = v
+    return meta
+
+
+def report(df: pd.DataFrame, meta: dict, a) -> None:
+    """Write the markdown summary (``<out>.md``) and the section of ``benchmarks/README.md``."""
     summary = {
         "images": len(df),
         "mean PSNR (dB)": df["psnr"].mean(),
@@ -112,10 +135,17 @@ def main(argv=None) -> int:
         "max peak MiB": df["peak_mib"].max(),
     }
     md = ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in summary.items()]
-    text = "\n".join([f"<!-- {k}: {v} -->" for k, v in meta.items()] + md) + "\n"
+    prov = [f"- {k}: `{v}`" for k, v in meta.items()]
+    text = "\n".join(md + ["", "Provenance:", ""] + prov) + "\n"
     (a.summary or a.out.with_suffix(".md")).write_text(text)
+    if a.readme and a.readme.exists():
+        start, end = f"<!-- {a.out.stem}:start -->", f"<!-- {a.out.stem}:end -->"
+        body = a.readme.read_text()
+        if start in body and end in body:
+            head, _, rest = body.partition(start)
+            _, _, tail = rest.partition(end)
+            a.readme.write_text(f"{head}{start}\n{text}{end}{tail}")
     print(text)
-    return 0
 
 
 if __name__ == "__main__":

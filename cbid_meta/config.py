@@ -121,10 +121,6 @@ class DeblurConfig:
     def from_dict(cls, data: dict[str, Any]) -> "DeblurConfig":
         return _build(cls, data, "recipe")
 
-    def total_steps(self) -> int:
-        sch = self.schedule
-        return sch.stage1_steps + sch.final_steps + sch.stage2_steps * 8  # upper bound, for progress bars
-
     def with_total_steps(self, steps: int, n_scales: int) -> "DeblurConfig":
         """Copy with every stage scaled so the whole schedule has about ``steps`` steps."""
         sch = self.schedule
