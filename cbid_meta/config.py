@@ -45,6 +45,7 @@ class ImageGeneratorConfig:
     hidden: int = 32
     hidden_layers: int = 1
     init_scale: float = 1e-4
+    band: float = 1.0  # levels with cells finer than band × sample pitch are off (0: always on)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class KernelGeneratorConfig:
     hidden: int = 64
     hidden_layers: int = 2
     init_sigma: float = 0.3  # std of the initial Gaussian kernel, in units of the kernel radius
+    band: float = 1.0  # Fourier features above band × Nyquist of the tap spacing are off (0: always on)
 
 
 @dataclass
@@ -84,7 +86,10 @@ class ScheduleConfig:
 
     Stage 1: ``stage1_steps`` at scale S0 with L_fit only.
     Stage 2: ``stage2_steps`` at each scale S0, S0-1, …, 0 with L_fit + λ·L_cross.
-    Final:   ``final_steps`` at scale 0 with L_fit only.
+    Final:   ``final_steps`` at scale 0 with L_fit only (``final_method = "inr"``, the
+             paper), or — ``final_method = "nonblind"`` — the image is restored from
+             the estimated kernel by hyper-Laplacian non-blind deconvolution
+             (:func:`cbid_meta.optim.nonblind.deconvolve`, weight ``nonblind_lam``).
 
     ``coarsest_scale`` = -1 picks S0 from the kernel and image size.
     ``use_cross`` / ``progressive`` / ``multiscale`` switch off parts of the
@@ -98,6 +103,8 @@ class ScheduleConfig:
     lr_image: float = 1e-2
     lr_kernel: float = 1e-3
     lr_decay: float = 0.1  # lr multiplied by this factor (cosine) over the final stage
+    final_method: str = "inr"
+    nonblind_lam: float = 5000.0
     use_cross: bool = True
     progressive: bool = True
     multiscale: bool = True
@@ -124,7 +131,8 @@ class DeblurConfig:
     def with_total_steps(self, steps: int, n_scales: int) -> "DeblurConfig":
         """Copy with every stage scaled so the whole schedule has about ``steps`` steps."""
         sch = self.schedule
-        cur = sch.stage1_steps + sch.stage2_steps * n_scales + sch.final_steps
+        final = sch.final_steps if sch.final_method == "inr" else 0
+        cur = sch.stage1_steps + sch.stage2_steps * n_scales + final
         f = steps / max(cur, 1)
         new = dataclasses.replace(
             sch,

@@ -39,7 +39,7 @@ def test_deblur_writes_outputs(blurry_png, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (out / "small_deblurred.png").is_file() and (out / "small_kernel.png").is_file()
     rec = json.loads((out / "small.json").read_text())
-    assert rec["info"]["steps"] == 20 or abs(rec["info"]["steps"] - 20) <= 3
+    assert abs(rec["info"]["steps"] - 20) <= 3
     assert {"fit", "cross"} <= set(rec["final_losses"]) and rec["seconds"] > 0
 
 

@@ -78,3 +78,18 @@ def test_kernel_inr_normalised_nonnegative_and_initially_gaussian():
     # the same network at a coarse scale
     kc = g(ax[::2], torch.ones(9, 9))
     assert kc.shape == (1, 1, 9, 9) and abs(float(kc.sum()) - 1) < 1e-6
+
+
+def test_band_limits_follow_the_sample_pitch():
+    g = ImageINR(ImageGeneratorConfig(levels=4, coarsest=8, finest=64), (0.0, 0.0, 64.0, 64.0))
+    # cells of 8, ~4, ~2, 1 px: pitch 1 uses all levels, pitch 4 only the two coarsest
+    assert g.active_levels(1.0) == [True, True, True, True]
+    assert g.active_levels(4.0) == [True, True, False, False]
+    k = KernelINR(KernelGeneratorConfig(fourier_sigma=4.0), radius=16.0)
+    on0, on2 = k.band_mask(1.0), k.band_mask(4.0)
+    assert on0.sum() > on2.sum() > 0
+    nyq = 16.0 / (2 * 4.0)
+    assert bool(((k.freqs.norm(dim=0) <= nyq).float() == on2).all())
+    # band = 0 switches the limit off
+    k0 = KernelINR(KernelGeneratorConfig(fourier_sigma=4.0, band=0.0), radius=16.0)
+    assert bool((k0.band_mask(4.0) == 1).all())

@@ -12,12 +12,16 @@ from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import CbidError, InputError
+
+try:  # typer ≥ 0.2x vendors its own click
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover - older typer on plain click
+    from click import exceptions as _cx
 
 app = typer.Typer(
     add_completion=False,
@@ -112,7 +116,7 @@ def deblur(
                 progress.console.print(f"[green]ok[/] {path} → {output}/{path.stem}_deblurred.png ({rec['seconds']:.1f} s)")
             except CbidError as exc:
                 failures += 1
-                progress.console.print(f"[red]error:[/] {exc}")
+                progress.console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
     if failures:
         raise _Exit(f"{failures} of {len(inputs)} input(s) failed")
 
@@ -175,16 +179,16 @@ def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: runs the typer app and turns every user error into one line."""
     try:
         app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         console.print("error: interrupted")
         sys.exit(130)
-    except click.UsageError as exc:
-        console.print(f"error: {exc.format_message()}", highlight=False, markup=False)
+    except _cx.UsageError as exc:
+        console.print(f"error: {exc.format_message()}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except CbidError as exc:
-        console.print(f"error: {exc}", highlight=False, markup=False)
+        console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("error: interrupted")

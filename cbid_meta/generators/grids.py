@@ -44,7 +44,7 @@ def internal_kernel_size(kernel_size: int, depth: int) -> int:
     return step * a + 1
 
 
-def auto_coarsest_scale(kernel_size: int, height: int, width: int, min_taps: float = 4.0, min_side: int = 24) -> int:
+def auto_coarsest_scale(kernel_size: int, height: int, width: int, min_taps: float = 4.0, min_side: int = 48) -> int:
     """Coarsest scale S0: the kernel radius still spans ``min_taps`` coarse pixels
     and the coarse image keeps at least ``min_side`` pixels per side."""
     s = 0

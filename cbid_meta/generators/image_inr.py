@@ -102,14 +102,32 @@ class ImageINR(nn.Module):
             self._cache[key] = mats
         return mats
 
-    def features(self, rows: torch.Tensor, cols: torch.Tensor, params: dict | None = None) -> torch.Tensor:
-        """(len(rows), len(cols), L·F) encoding at the lattice ``rows × cols``."""
+    def active_levels(self, pitch: float) -> list[bool]:
+        """Band limit: a level is used only if its cells are not finer than the sample pitch.
+
+        Sampling at pitch ``2^s`` cannot see finer detail, and a level trained
+        only at coarse samples would hold arbitrary values between them (aliasing
+        that shows up when the finer scale is reached).  Masking those levels
+        makes every scale a band-limited view of one continuous image, and
+        makes coarse scales cheaper.
+        """
+        top, left, bottom, right = self.extent
+        size = max(bottom - top, right - left)
+        return [size / max(rh, rw) >= pitch * self.cfg.band - 1e-9 for rh, rw in self.shapes]
+
+    def features(self, rows: torch.Tensor, cols: torch.Tensor, pitch: float = 0.0) -> torch.Tensor:
+        """(len(rows), len(cols), L·F) encoding at the lattice ``rows × cols``; levels finer
+        than ``pitch`` contribute zeros."""
         feats = []
-        for (ar, ac), grid in zip(self._matrices(rows, cols), self.grids):
-            feats.append(torch.einsum("hr,frw,xw->hxf", ar, grid, ac))
+        active = self.active_levels(pitch)
+        for (ar, ac), grid, on in zip(self._matrices(rows, cols), self.grids, active):
+            if on:
+                feats.append(torch.einsum("hr,frw,xw->hxf", ar, grid, ac))
+            else:
+                feats.append(rows.new_zeros(rows.numel(), cols.numel(), grid.shape[0]))
         return torch.cat(feats, dim=-1)
 
-    def forward(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Latent image ``(1, C, len(rows), len(cols))`` in [0, 1]."""
-        z = self.mlp(self.features(rows, cols))
+    def forward(self, rows: torch.Tensor, cols: torch.Tensor, pitch: float = 0.0) -> torch.Tensor:
+        """Latent image ``(1, C, len(rows), len(cols))`` in [0, 1], band-limited to ``pitch``."""
+        z = self.mlp(self.features(rows, cols, pitch))
         return torch.sigmoid(z).permute(2, 0, 1).unsqueeze(0)

@@ -62,17 +62,32 @@ class KernelINR(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
-    def logits(self, axis: torch.Tensor) -> torch.Tensor:
+    def band_mask(self, pitch: float) -> torch.Tensor:
+        """(F,) 0/1 mask of the Fourier features below the Nyquist frequency of ``pitch``.
+
+        Frequencies are in cycles per kernel radius; taps ``pitch`` pixels apart
+        resolve up to ``radius / (2·pitch)`` cycles per radius.  Higher ones are
+        switched off, so a coarse scale sees a band-limited kernel instead of
+        an aliased one (``pitch=0``: all on).
+        """
+        if pitch <= 0 or self.cfg.band <= 0:
+            return torch.ones(self.freqs.shape[1], device=self.freqs.device)
+        nyquist = self.cfg.band * self.radius / (2.0 * pitch)
+        return (self.freqs.norm(dim=0) <= nyquist).to(self.freqs.dtype)
+
+    def logits(self, axis: torch.Tensor, pitch: float = 0.0) -> torch.Tensor:
         """(K, K) unnormalised log-kernel at the taps ``axis × axis``."""
         u = axis / self.radius
         pts = torch.stack(torch.meshgrid(u, u, indexing="ij"), dim=-1)  # (K, K, 2)
         proj = 2 * math.pi * pts @ self.freqs
-        z = self.mlp(torch.cat([proj.cos(), proj.sin()], dim=-1)).squeeze(-1)
+        m = self.band_mask(pitch)
+        z = self.mlp(torch.cat([proj.cos() * m, proj.sin() * m], dim=-1)).squeeze(-1)
         sigma0 = self.cfg.init_sigma
         return z - (pts**2).sum(-1) / (2 * sigma0**2)
 
-    def forward(self, axis: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Kernel ``(1, 1, K, K)`` on the taps ``axis × axis``, zero outside ``mask``, sum 1."""
-        z = self.logits(axis).masked_fill(mask <= 0, float("-inf"))
+    def forward(self, axis: torch.Tensor, mask: torch.Tensor, pitch: float = 0.0) -> torch.Tensor:
+        """Kernel ``(1, 1, K, K)`` on the taps ``axis × axis``, zero outside ``mask``, sum 1,
+        band-limited to the tap spacing ``pitch`` (0: no limit)."""
+        z = self.logits(axis, pitch).masked_fill(mask <= 0, float("-inf"))
         k = torch.softmax(z.flatten(), dim=0).view_as(z)
         return k[None, None]

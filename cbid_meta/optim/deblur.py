@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -25,6 +25,7 @@ from ..config import DeblurConfig
 from ..errors import InputError
 from ..generators import ImageINR, KernelINR, Pyramid, auto_coarsest_scale
 from ..losses import cross_scale_loss, fit_loss, metric, prior
+from .nonblind import deconvolve
 
 __all__ = ["Deblurrer", "DeblurResult", "Stage", "plan_stages", "deblur"]
 
@@ -59,6 +60,10 @@ class DeblurResult:
 def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
     """The list of stages for coarsest scale ``s0`` (ablation switches included)."""
     sch, loss = cfg.schedule, cfg.loss
+    if sch.final_method not in ("inr", "nonblind"):
+        raise InputError(f"unknown final_method '{sch.final_method}' (choose inr or nonblind)")
+    if sch.final_method == "nonblind":
+        sch = replace(sch, final_steps=0)
     cross = sch.use_cross and loss.cross_weight > 0
     n2 = sch.stage2_steps * (s0 + 1)
     if not sch.multiscale or s0 == 0:
@@ -77,6 +82,12 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
         stages.append(Stage("stage2", (s,), sch.stage2_steps, cross, loss.prior_weight))
     stages.append(Stage("final", (0,), sch.final_steps, False, loss.final_prior_weight))
     return [st for st in stages if st.steps > 0]
+
+
+def _nonblind(y_t: torch.Tensor, kernel: np.ndarray, lam: float) -> np.ndarray:
+    """Hyper-Laplacian deconvolution of every channel of ``y_t`` (1, C, H, W) → (H, W, C)."""
+    y = y_t[0].detach().cpu().double().numpy()
+    return np.stack([deconvolve(ch, kernel.astype(np.float64), lam=lam) for ch in y], axis=-1)
 
 
 def _as_tensor(y) -> torch.Tensor:
@@ -148,7 +159,9 @@ class Deblurrer:
         pyr = Pyramid(h, w, kernel_size, depth)
         torch.manual_seed(cfg.seed)
         img_gen = ImageINR(cfg.image, pyr.extent, channels=c).to(self.device)
-        ker_gen = KernelINR(cfg.kernel, radius=pyr.half(0), seed=cfg.seed).to(self.device)
+        # coordinates and the initial width are relative to the user support, not the
+        # (larger) internal lattice that keeps the taps of every scale aligned
+        ker_gen = KernelINR(cfg.kernel, radius=(kernel_size - 1) / 2, seed=cfg.seed).to(self.device)
         opt = torch.optim.Adam(
             [
                 {"params": img_gen.parameters(), "lr": cfg.schedule.lr_image},
@@ -166,7 +179,8 @@ class Deblurrer:
         kmask = {s: pyr.kernel_mask(s, self.device) for s in range(depth + 1)}
 
         def render(s):
-            return img_gen(*axes[s]), ker_gen(kax[s], kmask[s])
+            pitch = float(2**s)
+            return img_gen(*axes[s], pitch=pitch), ker_gen(kax[s], kmask[s], pitch=pitch)
 
         stages = plan_stages(cfg, s0)
         history: list[dict] = []
@@ -212,8 +226,12 @@ class Deblurrer:
             x0, k0 = render(0)
         c0 = pyr.half(0)
         r = (kernel_size - 1) // 2
-        image = x0[0, :, c0 : c0 + h, c0 : c0 + w].permute(1, 2, 0).cpu().numpy()
-        kernel = k0[0, 0, c0 - r : c0 + r + 1, c0 - r : c0 + r + 1].cpu().numpy()
+        kernel = k0[0, 0, c0 - r : c0 + r + 1, c0 - r : c0 + r + 1].cpu().double().numpy()
+        kernel = kernel / max(kernel.sum(), 1e-12)
+        if cfg.schedule.final_method == "nonblind":
+            image = _nonblind(y_t, kernel, cfg.schedule.nonblind_lam).astype(np.float32)
+        else:
+            image = x0[0, :, c0 : c0 + h, c0 : c0 + w].permute(1, 2, 0).cpu().numpy()
         seconds = time.perf_counter() - t0
         info = {
             "coarsest_scale": s0,
@@ -221,12 +239,13 @@ class Deblurrer:
             "kernel_size": kernel_size,
             "stages": [st.__dict__ for st in stages],
             "steps": step,
+            "final_method": cfg.schedule.final_method,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
         }
         return DeblurResult(
             image=image[:, :, 0] if c == 1 else image,
-            kernel=kernel / max(kernel.sum(), 1e-12),
+            kernel=kernel,
             history=history,
             seconds=seconds,
             config=cfg.to_dict(),
