@@ -87,7 +87,7 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
 def _nonblind(y_t: torch.Tensor, kernel: np.ndarray, lam: float) -> np.ndarray:
     """Hyper-Laplacian deconvolution of every channel of ``y_t`` (1, C, H, W) → (H, W, C)."""
     y = y_t[0].detach().cpu().double().numpy()
-    return np.stack([deconvolve(ch, kernel.astype(np.float64), lam=lam) for ch in y], axis=-1)
+    return np.stack([deconvolve(ch, kernel, lam=lam) for ch in y], axis=-1)
 
 
 def _as_tensor(y) -> torch.Tensor:
