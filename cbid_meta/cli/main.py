@@ -159,6 +159,104 @@ def demo(
     )
 
 
+@app.command()
+def bench(
+    dataset: str = typer.Argument(..., help="levin, synthetic, folder (with --data) or a folder path."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (levin: default ../shared/data/levin)."),
+    methods: str = typer.Option(",".join(("full", "no_cross", "single_scale", "no_progressive", "l0_map", "blurry", "true_kernel")), "--methods", help="Comma-separated methods."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
+    output: Path = typer.Option(Path("cbid_bench"), "-o", "--output", help="Output folder (resumes if it holds earlier rows)."),
+    recipe: str = typer.Option("fast", "--recipe", "-r", help="Recipe of the INR methods."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Total INR steps (stages rescaled)."),
+    kernel_margin: int = typer.Option(10, "--kernel-margin", help="Pixels added to the true kernel size for the INR methods."),
+    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", "-k", help="Kernel support for every method (needed without true kernels)."),
+    n_images: int = typer.Option(24, "--n", help="synthetic: number of images."),
+    noise: float = typer.Option(0.01, "--noise", help="synthetic: Gaussian noise sigma."),
+    max_kernel: int = typer.Option(41, "--max-kernel", help="synthetic: largest kernel size."),
+    panels: bool = typer.Option(True, "--panels/--no-panels", help="Write per-image PNG panels."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the gathered results table here."),
+    md: Optional[Path] = typer.Option(None, "--md", help="Also write the summary here."),
+    seed: int = typer.Option(0, "--seed"),
+    device: Device = typer.Option(Device.cpu, "--device"),
+):
+    """Benchmark methods x images: results.csv, summary.md and panels in OUTPUT (resumable; shard with torchrun/accelerate)."""
+    import shlex
+
+    from ..evaluation.bench import BenchSettings, run_bench
+    from ..evaluation.datasets import load_dataset
+
+    dev = _check_device(device)
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be at least 1, got {limit}")
+    if kernel_size is not None and kernel_size < 3:
+        raise InputError(f"--kernel-size must be at least 3, got {kernel_size}")
+    if not 0 <= noise < 0.5:
+        raise InputError(f"--noise must be in [0, 0.5), got {noise}")
+    if max_kernel < 5:
+        raise InputError(f"--max-kernel must be at least 5, got {max_kernel}")
+    sizes = tuple(range(13, max_kernel + 1, 4)) or (max_kernel,)
+    if sizes[-1] != max_kernel:
+        sizes = sizes + (max_kernel + 1 - max_kernel % 2,)
+    items = load_dataset(dataset, data, limit, n=n_images, noise=noise, seed=seed, kernel_sizes=sizes)
+    meta = _provenance("cbid " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    st = BenchSettings(recipe=recipe, steps=steps, seed=seed, kernel_margin=kernel_margin, kernel_size=kernel_size, device=dev)
+    names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    with _progress() as progress:
+        task = progress.add_task("bench", total=None)
+
+        def tick(done, total, label):
+            progress.update(task, completed=done, total=total, description=label)
+
+        df = run_bench(items, names, output, st, panels=panels, progress=tick, meta=meta)
+    if df is not None:
+        import shutil
+
+        for src, dst in ((output / "results.csv", csv), (output / "summary.md", md)):
+            if dst is not None:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst.with_name(dst.name + ".tmp"))
+                dst.with_name(dst.name + ".tmp").replace(dst)
+        _print_summary(df, names)
+        console.print(f"results: {output}/results.csv, {output}/summary.md")
+
+
+def _provenance(command: str) -> dict:
+    import datetime as dt
+    import os
+    import subprocess
+
+    import torch
+
+    try:
+        root = Path(__file__).resolve().parents[2]
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = (rev + ("+dirty" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        rev = "unknown"
+    return {
+        "command": command,
+        "git_revision": rev,
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _print_summary(df, methods) -> None:
+    from rich.table import Table
+
+    t = Table(title="mean per method")
+    for col in ("method", "images", "PSNR", "SSIM", "error ratio", "kernel NCC", "median s"):
+        t.add_column(col, justify="left" if col == "method" else "right")
+    for m in methods:
+        d = df[df["method"] == m]
+        if len(d):
+            t.add_row(m, str(len(d)), f"{d.psnr.mean():.2f}", f"{d.ssim.mean():.3f}", f"{d.error_ratio.mean():.2f}", f"{d.kernel_ncc.mean():.3f}", f"{d.seconds.median():.1f}")
+    Console().print(t)
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
