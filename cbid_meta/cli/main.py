@@ -61,7 +61,28 @@ def _config(recipe: str, kernel_size: Optional[int], steps: Optional[int], seed:
     return cfg
 
 
-def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, recipe: str) -> dict:
+class Mode(str, Enum):
+    meta = "meta"
+    scratch = "scratch"
+
+
+def _resolve_init(init: Optional[Path], mode: Optional["Mode"]):
+    """The initializer to use, or None for the from-scratch mode."""
+    from ..meta import MetaInit, load_default_init
+
+    if mode == Mode.scratch:
+        if init is not None:
+            raise InputError("--init given with --mode scratch; drop one of them")
+        return None
+    if init is not None:
+        return MetaInit.load(init)
+    default = load_default_init()
+    if default is None and mode == Mode.meta:
+        raise InputError("--mode meta needs --init PATH (no packaged initializer is installed)")
+    return default
+
+
+def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, recipe: str, meta_init=None) -> dict:
     from ..generators import auto_coarsest_scale
     from ..io import load_image, save_image, save_json, save_kernel
     from ..optim import Deblurrer, plan_stages
@@ -76,7 +97,7 @@ def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, rec
     s0 = deb.coarsest_scale(*y.shape[:2])
     total = sum(st.steps for st in plan_stages(cfg, s0))
     task = progress.add_task(path.name, total=total)
-    res = deb.run(y, callback=lambda rec: progress.update(task, advance=1))
+    res = deb.run(y, callback=lambda rec: progress.update(task, advance=1), init=meta_init)
     stem = path.stem
     outdir.mkdir(parents=True, exist_ok=True)
     save_image(outdir / f"{stem}_deblurred.png", res.image)
@@ -84,6 +105,8 @@ def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, rec
     record = {
         "input": str(path),
         "recipe": recipe,
+        "mode": "meta" if meta_init is not None else "scratch",
+        "init": (meta_init.info.get("path") if meta_init is not None else None),
         "seconds": round(res.seconds, 3),
         "final_losses": res.final_losses,
         "info": res.info,
@@ -104,15 +127,20 @@ def deblur(
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (stages rescaled)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same machine: same result)."),
     device: Device = typer.Option(Device.cpu, "--device", help="cpu or cuda."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (.safetensors); default: the packaged one."),
+    mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (start from the initializer, shortened schedule) or scratch (the paper). Default: meta when an initializer is available."),
 ):
     """Deblur images: writes <name>_deblurred.png, <name>_kernel.png and <name>.json per input."""
     dev = _check_device(device)
     cfg = _config(recipe, kernel_size, steps, seed)
+    meta_init = _resolve_init(init, mode)
+    if meta_init is not None and steps is None:
+        cfg._requested_steps = meta_init.steps  # type: ignore[attr-defined]
     failures = 0
     with _progress() as progress:
         for path in inputs:
             try:
-                rec = _run_one(path, cfg, dev, output, progress, recipe)
+                rec = _run_one(path, cfg, dev, output, progress, recipe, meta_init)
                 progress.console.print(f"[green]ok[/] {path} → {output}/{path.stem}_deblurred.png ({rec['seconds']:.1f} s)")
             except CbidError as exc:
                 failures += 1
@@ -218,6 +246,116 @@ def bench(
                 dst.with_name(dst.name + ".tmp").replace(dst)
         _print_summary(df, names)
         console.print(f"results: {output}/results.csv, {output}/summary.md")
+
+
+class Algorithm(str, Enum):
+    reptile = "reptile"
+    fomaml = "fomaml"
+
+
+@app.command("meta-train")
+def meta_train_cmd(
+    output: Path = typer.Option(Path("cbid_meta_init"), "-o", "--output", help="Output folder (checkpoints, metrics.csv, init.safetensors)."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="Meta recipe TOML (e.g. recipes/meta_default.toml)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Extra folder of sharp images (added to the built-in source)."),
+    kernel_min: Optional[int] = typer.Option(None, "--kernel-min", help="Smallest training kernel."),
+    kernel_max: Optional[int] = typer.Option(None, "--kernel-max", help="Largest training kernel."),
+    noise: Optional[float] = typer.Option(None, "--noise", help="Largest training noise sigma."),
+    inner_steps: Optional[int] = typer.Option(None, "--inner-steps", help="Steps of the shortened per-task schedule."),
+    meta_batch: Optional[int] = typer.Option(None, "--meta-batch", help="Tasks per outer step."),
+    outer_steps: Optional[int] = typer.Option(None, "--outer-steps", help="Outer steps."),
+    algorithm: Optional[Algorithm] = typer.Option(None, "--algorithm", help="reptile or fomaml."),
+    meta_sgd: Optional[bool] = typer.Option(None, "--meta-sgd/--no-meta-sgd", help="Learn per-group inner step sizes."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/last.safetensors."),
+    device: Device = typer.Option(Device.cpu, "--device"),
+):
+    """Meta-train an INR initialiser (launch with torchrun for several processes)."""
+    import dataclasses as dc
+    import json as _json
+
+    from ..evaluation.bench import peak_meter
+    from ..meta.train import MetaConfig, load_meta_recipe, meta_train
+
+    dev = _check_device(device)
+    cfg = load_meta_recipe(recipe) if recipe else MetaConfig()
+    over = {"data": str(data) if data else None, "kernel_min": kernel_min, "kernel_max": kernel_max, "noise_max": noise,
+            "inner_steps": inner_steps, "meta_batch": meta_batch, "outer_steps": outer_steps,
+            "algorithm": algorithm.value if algorithm else None, "meta_sgd": meta_sgd, "seed": seed}
+    cfg = dc.replace(cfg, **{k: v for k, v in over.items() if v is not None})
+    with _progress() as progress, peak_meter() as pm:
+        task = progress.add_task("meta-train", total=cfg.outer_steps)
+
+        def tick(step, total, rec):
+            progress.update(task, completed=step, description=f"meta-train (outer loss {rec['outer_loss']:.4f})")
+
+        t = time.perf_counter()
+        init = meta_train(cfg, output, resume=resume, device=dev, progress=tick)
+        seconds = time.perf_counter() - t
+    if init is not None:
+        path = init.save(output / "init.safetensors")
+        summary = {"train_seconds": round(seconds, 1), "train_peak_mib": round(pm.mib, 1), "processes": init.info.get("processes"),
+                   "resumed": resume, "config": dc.asdict(cfg), **_provenance("cbid " + " ".join(sys.argv[1:]))}
+        (output / "train_summary.json").write_text(_json.dumps(summary, indent=2))
+        console.print(f"initializer: {path} ({seconds:.0f} s, peak {pm.mib:.0f} MiB; step sizes {', '.join(f'{k} {v:.2g}' for k, v in init.lrs.items())})")
+
+
+@app.command()
+def compare(
+    dataset: str = typer.Argument("levin", help="levin, synthetic, folder (with --data), or a folder (triples or plain blurry photos)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (default: the packaged one)."),
+    budgets: str = typer.Option("40,80,160,800", "--budgets", help="Comma-separated step budgets, run for both modes."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
+    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", "-k", help="Kernel support (default: true size + margin)."),
+    kernel_margin: Optional[int] = typer.Option(None, "--kernel-margin", help="Pixels added to the true size (default: the initializer's)."),
+    seed: int = typer.Option(0, "--seed"),
+    output: Path = typer.Option(Path("cbid_compare"), "-o", "--output", help="Report folder (resumes if it holds results.csv)."),
+    device: Device = typer.Option(Device.cpu, "--device"),
+):
+    """Scratch vs meta-initialised on the same images: results.csv, summary.md, figures, report.html."""
+    import shlex
+
+    import torch
+
+    from ..evaluation.compare import load_items, run_compare, write_report
+    from ..meta import MetaInit, load_default_init
+
+    dev = _check_device(device)
+    try:
+        bl = sorted({int(b) for b in budgets.split(",") if b.strip()})
+    except ValueError:
+        raise InputError(f"--budgets must be comma-separated integers, got '{budgets}'") from None
+    if not bl or bl[0] < 3:
+        raise InputError("--budgets needs at least one budget, each at least 3 steps")
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be at least 1, got {limit}")
+    meta_init = MetaInit.load(init) if init is not None else load_default_init()
+    if meta_init is None:
+        raise InputError("no initializer: give --init PATH (cbid meta-train makes one)")
+    items = load_items(dataset, data, limit, kernel_size)
+    margin = meta_init.kernel_margin if kernel_margin is None else kernel_margin
+    meta = _provenance("cbid " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    meta["threads"] = torch.get_num_threads()
+    meta["device"] = dev
+    meta["init"] = str(init) if init is not None else "packaged default"
+    with _progress() as progress:
+        task = progress.add_task("compare", total=None)
+
+        def tick(done, total, label):
+            progress.update(task, completed=done, total=total, description=label)
+
+        df = run_compare(items, meta_init, bl, output, margin=margin, seed=seed, device=dev, kernel_size=kernel_size, meta=meta, progress=tick)
+    write_report(df, items, output, meta)
+    from rich.table import Table
+
+    t = Table(title="scratch vs meta (means over images)")
+    for col in ("mode", "budget", "images", "PSNR", "SSIM", "L_fit", "median s"):
+        t.add_column(col, justify="left" if col == "mode" else "right")
+    for (mode, b), d in df.groupby(["mode", "budget"], sort=False):
+        t.add_row(mode, str(b), str(len(d)), f"{d.psnr.mean():.2f}", f"{d.ssim.mean():.3f}", f"{d.fit_loss.mean():.2e}", f"{d.seconds.median():.1f}")
+    Console().print(t)
+    console.print(f"report: {output}/report.html")
 
 
 def _provenance(command: str) -> dict:

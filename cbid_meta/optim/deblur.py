@@ -27,7 +27,7 @@ from ..generators import ImageINR, KernelINR, Pyramid, auto_coarsest_scale
 from ..losses import cross_scale_loss, fit_loss, metric, prior
 from .nonblind import deconvolve
 
-__all__ = ["Deblurrer", "DeblurResult", "Stage", "plan_stages", "deblur"]
+__all__ = ["Deblurrer", "DeblurResult", "Problem", "Stage", "GROUPS", "plan_stages", "deblur"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,75 @@ def _as_tensor(y) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
 
 
+GROUPS = ("image_grids", "image_mlp", "kernel")
+
+
+@dataclass
+class Problem:
+    """Everything one image needs: generators, pyramid, observations, grids; and the per-step loss.
+
+    :meth:`step_loss` takes a ``render(s) -> (x_s, k_s)`` function, so the
+    same loss serves the module-based optimiser here and the functional
+    (``torch.func``) inner loop of meta-learning (:mod:`cbid_meta.meta`)."""
+
+    cfg: DeblurConfig
+    y_t: torch.Tensor
+    pyr: Pyramid
+    s0: int
+    depth: int
+    kernel_size: int
+    img_gen: ImageINR
+    ker_gen: KernelINR
+    device: torch.device
+
+    def __post_init__(self):
+        d, dev, dt = self.depth, self.device, self.y_t.dtype
+        self.obs = {s: (torch.nn.functional.avg_pool2d(self.y_t, 2**s) if s else self.y_t) for s in range(d + 1)}
+        self.axes = {s: self.pyr.latent_axes(s, dev, dt) for s in range(d + 1)}
+        self.kax = {s: self.pyr.kernel_axis(s, dev, dt) for s in range(d + 1)}
+        self.kmask = {s: self.pyr.kernel_mask(s, dev, dt) for s in range(d + 1)}
+        self.fit_m, self.cross_m = metric(self.cfg.loss.fit), metric(self.cfg.loss.cross)
+        self.prior_fn = prior(self.cfg.loss.prior)
+
+    def param_groups(self) -> dict[str, dict[str, torch.nn.Parameter]]:
+        """Named parameters by group: image feature grids, image decoder MLP, kernel MLP."""
+        img = dict(self.img_gen.named_parameters())
+        return {
+            "image_grids": {f"image.{k}": v for k, v in img.items() if k.startswith("grids.")},
+            "image_mlp": {f"image.{k}": v for k, v in img.items() if not k.startswith("grids.")},
+            "kernel": {f"kernel.{k}": v for k, v in self.ker_gen.named_parameters()},
+        }
+
+    def render(self, s: int, img_gen=None, ker_gen=None):
+        """``(x_s, k_s)`` at scale ``s`` (callables default to the modules)."""
+        pitch = float(2**s)
+        ig = img_gen or self.img_gen
+        kg = ker_gen or self.ker_gen
+        return ig(*self.axes[s], pitch=pitch), kg(self.kax[s], self.kmask[s], pitch=pitch)
+
+    def step_loss(self, st: Stage, render) -> tuple[torch.Tensor, dict]:
+        """Total loss of one step of stage ``st``: L_fit + λ·L_cross + w·prior over its scales."""
+        zero = self.y_t.new_zeros(())
+        l_fit, l_cross, l_prior = zero, zero, zero
+        for s in st.scales:
+            x_s, k_s = render(s)
+            l_fit = l_fit + fit_loss(x_s, k_s, self.obs[s], self.fit_m)
+            if st.cross and s + 1 <= self.depth:
+                x_c, k_c = render(s + 1)
+                l_cross = l_cross + cross_scale_loss(x_s, k_s, x_c, k_c, self.cross_m)
+            if st.prior_weight > 0:
+                l_prior = l_prior + self.prior_fn(x_s, self.cfg.loss.prior_eps)
+        total = l_fit + self.cfg.loss.cross_weight * l_cross + st.prior_weight * l_prior
+        return total, {"fit": l_fit, "cross": l_cross, "prior": l_prior}
+
+    def kernel_estimate(self, k0: torch.Tensor) -> np.ndarray:
+        """The user-size kernel (sum 1) cut from the scale-0 kernel lattice."""
+        c0 = self.pyr.half(0)
+        r = (self.kernel_size - 1) // 2
+        k = k0[0, 0, c0 - r : c0 + r + 1, c0 - r : c0 + r + 1].detach().cpu().double().numpy()
+        return k / max(k.sum(), 1e-12)
+
+
 class Deblurrer:
     """Self-supervised blind deblurring of one image with two INR generators.
 
@@ -143,14 +212,9 @@ class Deblurrer:
             return sch.coarsest_scale
         return auto_coarsest_scale(self.config.kernel_size, h, w)
 
-    def run(self, y, callback: Callable[[dict], None] | None = None) -> DeblurResult:
-        """Deblur ``y`` ((H, W) or (H, W, C) array in [0, 1]).
-
-        ``callback`` receives the history record of every step (for progress bars).
-        Colour images are restored per channel with one shared kernel.
-        """
+    def setup(self, y_t: torch.Tensor) -> "Problem":
+        """Build generators, pyramid, observations and grids for the (1, C, H, W) tensor ``y_t``."""
         cfg = self.config
-        y_t = _as_tensor(y).to(self.device)
         self.check_input(y_t)
         kernel_size = cfg.kernel_size + (1 - cfg.kernel_size % 2)  # odd support
         _, c, h, w = y_t.shape
@@ -162,25 +226,29 @@ class Deblurrer:
         # coordinates and the initial width are relative to the user support, not the
         # (larger) internal lattice that keeps the taps of every scale aligned
         ker_gen = KernelINR(cfg.kernel, radius=(kernel_size - 1) / 2, seed=cfg.seed).to(self.device)
-        opt = torch.optim.Adam(
-            [
-                {"params": img_gen.parameters(), "lr": cfg.schedule.lr_image},
-                {"params": ker_gen.parameters(), "lr": cfg.schedule.lr_kernel},
-            ]
-        )
+        return Problem(cfg, y_t, pyr, s0, depth, kernel_size, img_gen, ker_gen, self.device)
+
+    def run(self, y, callback: Callable[[dict], None] | None = None, init=None) -> DeblurResult:
+        """Deblur ``y`` ((H, W) or (H, W, C) array in [0, 1]).
+
+        ``callback`` receives the history record of every step (for progress bars).
+        ``init`` (a :class:`cbid_meta.meta.MetaInit`) starts the shared parameters
+        from a meta-learned initialisation and uses its per-group step sizes.
+        Colour images are restored per channel with one shared kernel.
+        """
+        cfg = self.config
+        y_t = _as_tensor(y).to(self.device)
+        prob = self.setup(y_t)
+        img_gen, ker_gen, pyr, s0, depth, kernel_size = prob.img_gen, prob.ker_gen, prob.pyr, prob.s0, prob.depth, prob.kernel_size
+        _, c, h, w = y_t.shape
+        lrs = {"image_grids": cfg.schedule.lr_image, "image_mlp": cfg.schedule.lr_image, "kernel": cfg.schedule.lr_kernel}
+        if init is not None:
+            init.apply(img_gen, ker_gen)
+            lrs.update(init.lrs)
+        groups = prob.param_groups()
+        opt = torch.optim.Adam([{"params": list(groups[g].values()), "lr": lrs[g]} for g in GROUPS])
         base_lrs = [g["lr"] for g in opt.param_groups]
-        fit_m, cross_m, prior_fn = metric(cfg.loss.fit), metric(cfg.loss.cross), prior(cfg.loss.prior)
-        lam = cfg.loss.cross_weight
-
-        # observations, grids and masks of every scale: built once
-        obs = {s: (torch.nn.functional.avg_pool2d(y_t, 2**s) if s else y_t) for s in range(depth + 1)}
-        axes = {s: pyr.latent_axes(s, self.device) for s in range(depth + 1)}
-        kax = {s: pyr.kernel_axis(s, self.device) for s in range(depth + 1)}
-        kmask = {s: pyr.kernel_mask(s, self.device) for s in range(depth + 1)}
-
-        def render(s):
-            pitch = float(2**s)
-            return img_gen(*axes[s], pitch=pitch), ker_gen(kax[s], kmask[s], pitch=pitch)
+        render = prob.render
 
         stages = plan_stages(cfg, s0)
         history: list[dict] = []
@@ -194,27 +262,16 @@ class Deblurrer:
                     for g, lr in zip(opt.param_groups, base_lrs):
                         g["lr"] = lr * f
                 opt.zero_grad(set_to_none=True)
-                l_fit = torch.zeros((), device=self.device)
-                l_cross = torch.zeros((), device=self.device)
-                l_tv = torch.zeros((), device=self.device)
-                for s in st.scales:
-                    x_s, k_s = render(s)
-                    l_fit = l_fit + fit_loss(x_s, k_s, obs[s], fit_m)
-                    if st.cross and s + 1 <= depth:
-                        x_c, k_c = render(s + 1)
-                        l_cross = l_cross + cross_scale_loss(x_s, k_s, x_c, k_c, cross_m)
-                    if st.prior_weight > 0:
-                        l_tv = l_tv + prior_fn(x_s, cfg.loss.prior_eps)
-                total = l_fit + lam * l_cross + st.prior_weight * l_tv
+                total, parts = prob.step_loss(st, render)
                 total.backward()
                 opt.step()
                 rec = {
                     "step": step,
                     "stage": st.name,
                     "scale": st.scales[-1],
-                    "fit": l_fit.item(),
-                    "cross": l_cross.item(),
-                    "prior": l_tv.item(),
+                    "fit": parts["fit"].item(),
+                    "cross": parts["cross"].item(),
+                    "prior": parts["prior"].item(),
                     "total": total.item(),
                     "time": time.perf_counter() - t0,
                 }
@@ -225,9 +282,7 @@ class Deblurrer:
         with torch.no_grad():
             x0, k0 = render(0)
         c0 = pyr.half(0)
-        r = (kernel_size - 1) // 2
-        kernel = k0[0, 0, c0 - r : c0 + r + 1, c0 - r : c0 + r + 1].cpu().double().numpy()
-        kernel = kernel / max(kernel.sum(), 1e-12)
+        kernel = prob.kernel_estimate(k0)
         if cfg.schedule.final_method == "nonblind":
             image = _nonblind(y_t, kernel, cfg.schedule.nonblind_lam).astype(np.float32)
         else:

@@ -1,0 +1,99 @@
+"""Meta-initialised vs from-scratch: the tables of issue #4, from `cbid compare` reports.
+
+The runs themselves are made by ``cbid compare`` (one run per image × mode ×
+budget, same seed / support / threads, warm-up excluded)::
+
+    .venv/bin/cbid compare levin --init cbid_meta/meta/default_init.safetensors -o benchmarks/results/compare_levin
+    .venv/bin/cbid compare synthetic --init cbid_meta/meta/default_init.safetensors -o benchmarks/results/compare_synthetic
+    .venv/bin/python benchmarks/meta_levin.py --train-dir runs/meta_default
+
+This script gathers them into ``benchmarks/results/meta_levin.csv`` (one row
+per image × mode × budget, columns ``image,dataset,mode,budget,steps,seconds,psnr,ssim,kernel_ncc``)
+and ``benchmarks/results/meta_summary.json`` (median speed-ups in steps and
+seconds to reach the scratch run's final PSNR, PSNR at an equal small
+budget, meta-training cost).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, provenance, write_table  # noqa: E402
+
+from cbid_meta.meta.evaluate import speedups  # noqa: E402
+
+
+def _header(path: Path) -> dict:
+    meta = {}
+    for line in path.read_text().splitlines():
+        if not line.startswith("# "):
+            break
+        k, _, v = line[2:].partition(": ")
+        meta[k] = v
+    return meta
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reports", default="levin=benchmarks/results/compare_levin,synthetic=benchmarks/results/compare_synthetic")
+    ap.add_argument("--small-budget", type=int, default=80, help="equal budget compared head to head (10%% of 800)")
+    ap.add_argument("--train-dir", default=None, help="meta-train output folder (train_summary.json)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/meta_levin.csv"))
+    ap.add_argument("--summary", default=str(ROOT / "benchmarks/results/meta_summary.json"))
+    a = ap.parse_args()
+    frames, sources = [], {}
+    for spec in a.reports.split(","):
+        ds, _, folder = spec.partition("=")
+        csv = ROOT / folder / "results.csv"
+        if not csv.exists():
+            print(f"missing {csv}; skipped", file=sys.stderr)
+            continue
+        d = pd.read_csv(csv, comment="#")
+        d.insert(1, "dataset", ds)
+        frames.append(d)
+        sources[ds] = _header(csv)
+    df = pd.concat(frames, ignore_index=True)
+    cols = ["image", "dataset", "mode", "budget", "steps", "seconds", "psnr", "ssim", "kernel_ncc", "fit_loss"]
+    df = df[cols]
+    meta = provenance()
+    write_table(df, Path(a.out), meta)
+    summary: dict = {"provenance": meta, "compare_runs": sources}
+    for ds, d in df.groupby("dataset", sort=False):
+        sp = speedups(d)
+        top = d["budget"].max()
+        small = d[d["budget"] == a.small_budget]
+        summary[ds] = {
+            "images": int(d["image"].nunique()),
+            "median_speedup_steps": float(sp["speedup_steps"].median()),
+            "median_speedup_seconds": float(sp["speedup_seconds"].median()),
+            "reached_fraction": float(sp["reached"].mean()),
+            "note": "target = scratch PSNR at the largest budget; speed-up 0 = never reached within the meta budgets (counted pessimistically)",
+            f"mean_psnr_scratch_{top}": float(d[(d["mode"] == "scratch") & (d["budget"] == top)]["psnr"].mean()),
+            f"mean_psnr_scratch_{a.small_budget}": float(small[small["mode"] == "scratch"]["psnr"].mean()),
+            f"mean_psnr_meta_{a.small_budget}": float(small[small["mode"] == "meta"]["psnr"].mean()),
+            "mean_psnr_by_budget": {f"{m}@{b}": float(g["psnr"].mean()) for (m, b), g in d.groupby(["mode", "budget"])},
+            "per_image": sp.to_dict("records"),
+        }
+    if "levin" in summary:
+        summary["median_speedup_steps"] = summary["levin"]["median_speedup_steps"]
+        summary["median_speedup_seconds"] = summary["levin"]["median_speedup_seconds"]
+    if a.train_dir:
+        t = json.loads((Path(a.train_dir) / "train_summary.json").read_text())
+        summary["train_seconds"] = t["train_seconds"]
+        summary["train_peak_mib"] = t["train_peak_mib"]
+        summary["train_processes"] = t.get("processes")
+        summary["train_command"] = t.get("command")
+    Path(a.summary).write_text(json.dumps(summary, indent=2, default=float))
+    for ds in ("levin", "synthetic"):
+        if ds in summary:
+            print(ds, json.dumps({k: v for k, v in summary[ds].items() if k != "per_image"}, indent=1))
+    print({k: summary.get(k) for k in ("median_speedup_steps", "median_speedup_seconds", "train_seconds", "train_peak_mib")})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Scratch vs meta-initialised runs at several step budgets (used by ``benchmarks/meta_levin.py``).
+
+Every (image, mode, budget) is an independent run of the progressive schedule
+shortened to ``budget`` steps (``DeblurConfig.with_total_steps``), same seed,
+same kernel support, same thread count; a tiny warm-up run is made first and
+not timed.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..config import load_recipe
+from ..evaluation.datasets import BenchItem
+from ..evaluation.metrics import kernel_similarity, levin_scores
+from ..generators import auto_coarsest_scale
+from ..optim import Deblurrer
+from .init import MetaInit
+
+__all__ = ["run_budget", "compare_modes", "speedups"]
+
+
+def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, recipe: str = "fast", margin: int = 10, seed: int = 0, device: str = "cpu", kernel_size: int | None = None) -> dict:
+    cfg = load_recipe(recipe)
+    if kernel_size is None:
+        if item.kernel is None:
+            from ..errors import InputError
+
+            raise InputError(f"{item.name}: no true kernel to size the support; give --kernel-size")
+        n = max(item.kernel.shape)
+        kernel_size = n + 1 - n % 2 + margin
+    cfg.kernel_size = kernel_size
+    cfg.seed = seed
+    h, w = item.blurry.shape[:2]
+    s0 = auto_coarsest_scale(cfg.kernel_size, h, w) if cfg.schedule.coarsest_scale < 0 else cfg.schedule.coarsest_scale
+    cfg = cfg.with_total_steps(budget, s0 + 1)
+    t = time.perf_counter()
+    res = Deblurrer(cfg, device).run(item.blurry.astype(np.float32), init=init if mode == "meta" else None)
+    sec = time.perf_counter() - t
+    row = {"image": item.name, "mode": mode, "budget": budget, "steps": res.info["steps"], "seconds": sec,
+           "fit_loss": res.history[-1]["fit"] if res.history else math.nan}
+    if item.sharp is not None:
+        s = levin_scores(res.image.astype(np.float64), item.sharp)
+        row.update(psnr=s["psnr"], ssim=s["ssim"])
+    else:
+        row.update(psnr=math.nan, ssim=math.nan)
+    row["kernel_ncc"] = kernel_similarity(res.kernel, item.kernel)["ncc"] if item.kernel is not None else math.nan
+    row["_image"], row["_kernel"] = res.image, res.kernel
+    return row
+
+
+def compare_modes(items, init: MetaInit, scratch_budgets, meta_budgets, recipe="fast", margin=10, seed=0, device="cpu", progress=None, done=None):
+    """Yield one row per (image, mode, budget); ``done`` is a set of finished keys to skip."""
+    warm = items[0]
+    run_budget(warm, "meta", 6, init, recipe, margin, seed, device)  # warm-up (not recorded)
+    for it in items:
+        for mode, budgets in (("scratch", scratch_budgets), ("meta", meta_budgets)):
+            for b in budgets:
+                if done is not None and (it.name, mode, b) in done:
+                    continue
+                row = run_budget(it, mode, b, init, recipe, margin, seed, device)
+                if progress:
+                    progress(it.name, mode, b, row)
+                yield row
+
+
+def speedups(df: pd.DataFrame) -> pd.DataFrame:
+    """Per image: target = scratch PSNR at its largest budget; the smallest meta budget reaching it."""
+    out = []
+    for name, d in df.groupby("image", sort=False):
+        sc = d[d["mode"] == "scratch"].sort_values("budget")
+        me = d[d["mode"] == "meta"].sort_values("budget")
+        if sc.empty or me.empty:
+            continue
+        full = sc.iloc[-1]
+        hit = me[me["psnr"] >= full["psnr"] - 1e-9]
+        if len(hit):
+            first = hit.iloc[0]
+            out.append({"image": name, "target_psnr": full["psnr"], "scratch_steps": full["steps"], "scratch_seconds": full["seconds"],
+                        "meta_steps": first["steps"], "meta_seconds": first["seconds"], "meta_psnr": first["psnr"],
+                        "speedup_steps": full["steps"] / first["steps"], "speedup_seconds": full["seconds"] / first["seconds"], "reached": True})
+        else:
+            out.append({"image": name, "target_psnr": full["psnr"], "scratch_steps": full["steps"], "scratch_seconds": full["seconds"],
+                        "meta_steps": math.nan, "meta_seconds": math.nan, "meta_psnr": me["psnr"].max(),
+                        "speedup_steps": 0.0, "speedup_seconds": 0.0, "reached": False})
+    return pd.DataFrame(out)

@@ -1,0 +1,173 @@
+r"""Meta-learners for the INR initialisation, written with :mod:`torch.func`.
+
+(``learn2learn`` does not build on Python 3.11; ``torch.func`` gives the
+same building blocks: :func:`torch.func.functional_call` evaluates a module
+with an explicit parameter dict and :func:`torch.func.grad` differentiates a
+function of that dict.)
+
+What is meta-learned and what adapts
+------------------------------------
+* **Shared (meta-learned) θ**: the image decoder MLP of Φx, the whole kernel
+  MLP of Φk and its Fourier frequency matrix (a fixed buffer, stored so the
+  MLP sees the frequencies it was trained with).  These do not depend on the
+  image size: kernel coordinates are in units of the support radius.
+* **Per-image only**: the feature grids of Φx (their shape follows the image
+  size and their content is the image itself); they start from the recipe's
+  tiny random init every time.
+* **Meta-SGD step sizes**: one learned Adam step size per parameter group
+  (``image_grids``, ``image_mlp``, ``kernel``), stored as log step sizes.
+* At test time *every* parameter adapts, with the same progressive
+  L_fit + λ·L_cross loop as the from-scratch method (``Deblurrer.run(init=…)``).
+
+Inner loop
+----------
+The test-time objective itself — :meth:`cbid_meta.optim.deblur.Problem.step_loss`
+over the recipe's progressive schedule shortened to ``inner_steps`` — with a
+functional Adam whose update is the one of :class:`torch.optim.Adam`
+(checked against it in the tests).
+
+Outer updates
+-------------
+* ``reptile`` (Nichol et al., 2018): meta-gradient θ − φ_K, averaged over the meta-batch;
+* ``fomaml`` (first-order MAML, Finn et al., 2017): ∇_φ L_out(φ_K), where
+  L_out uses the ground truth a synthetic task has: image MSE at scale 0 plus
+  ``kernel_weight`` × kernel SSD;
+* Meta-SGD step sizes (Li et al., 2017), first-order: with
+  φ_K = φ_0 − Σ_t α_g u_{t,g} (u: Adam directions),
+  ∂L_out/∂log α_g ≈ −α_g ⟨∇_{φ_g} L_out, Σ_t u_{t,g}⟩.
+Second-order MAML would back-propagate through every inner step of the
+FFT convolutions of all scales; its memory grows with the inner steps
+(≈ 60 here) and it is not offered.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad
+
+from ..config import DeblurConfig
+from ..optim.deblur import GROUPS, Deblurrer, Problem, plan_stages
+
+__all__ = ["SHARED_PREFIXES", "shared_state", "build_problem", "adapt", "outer_loss", "AdaptResult", "ALGORITHMS"]
+
+ALGORITHMS = ("reptile", "fomaml")
+#: parameter-name prefixes of θ (everything else is per-image)
+SHARED_PREFIXES = ("image.mlp.", "kernel.mlp.")
+BETAS, EPS = (0.9, 0.999), 1e-8
+
+
+def shared_state(prob: Problem) -> dict[str, torch.Tensor]:
+    """θ as found in a freshly built problem (plus the kernel frequency buffer)."""
+    out = {}
+    for g in GROUPS:
+        for k, v in prob.param_groups()[g].items():
+            if k.startswith(SHARED_PREFIXES):
+                out[k] = v.detach().clone()
+    out["kernel.freqs"] = prob.ker_gen.freqs.detach().clone()
+    return out
+
+
+def build_problem(cfg: DeblurConfig, y: np.ndarray, device="cpu") -> Problem:
+    from ..optim.deblur import _as_tensor
+
+    deb = Deblurrer(cfg, device)
+    return deb.setup(_as_tensor(y).to(deb.device))
+
+
+@dataclass
+class AdaptResult:
+    params: dict[str, torch.Tensor]
+    update_sums: dict[str, dict[str, torch.Tensor]]  # Σ_t u_t per group, per parameter
+    history: list[dict] = field(default_factory=list)
+
+
+def _lr_factor(cfg: DeblurConfig, st, i: int) -> float:
+    if st.name != "final":
+        return 1.0
+    frac = i / max(st.steps - 1, 1)
+    return cfg.schedule.lr_decay + (1 - cfg.schedule.lr_decay) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def _render_fn(prob: Problem, params: dict[str, torch.Tensor]):
+    img_p = {k[len("image.") :]: v for k, v in params.items() if k.startswith("image.")}
+    ker_p = {k[len("kernel.") :]: v for k, v in params.items() if k.startswith("kernel.")}
+
+    def ig(*a, **kw):
+        return functional_call(prob.img_gen, img_p, a, kw)
+
+    def kg(*a, **kw):
+        return functional_call(prob.ker_gen, ker_p, a, kw)
+
+    return lambda s: prob.render(s, img_gen=ig, ker_gen=kg)
+
+
+def adapt(prob: Problem, theta: dict[str, torch.Tensor], lrs: dict[str, float]) -> AdaptResult:
+    """Run the (shortened) test-time schedule of ``prob.cfg`` functionally from θ.
+
+    Per-image parameters (feature grids) start from the module's own init; the
+    Adam update is exactly that of ``torch.optim.Adam`` (default betas/eps)."""
+    groups = prob.param_groups()
+    params: dict[str, torch.Tensor] = {}
+    group_of: dict[str, str] = {}
+    for g in GROUPS:
+        for k, v in groups[g].items():
+            params[k] = (theta[k] if k in theta else v).detach().clone()
+            group_of[k] = g
+    if "kernel.freqs" in theta:
+        params["kernel.freqs"] = theta["kernel.freqs"].detach().clone()
+    trainable = [k for k in params if k in group_of]
+    m = {k: torch.zeros_like(params[k]) for k in trainable}
+    v = {k: torch.zeros_like(params[k]) for k in trainable}
+    usum = {k: torch.zeros_like(params[k]) for k in trainable}
+    fixed = {k: params[k] for k in params if k not in group_of}
+
+    def loss_fn(p, st):
+        total, parts = prob.step_loss(st, _render_fn(prob, {**p, **fixed}))
+        return total, {k: t.detach() for k, t in parts.items()}
+
+    g_fn = grad(loss_fn, has_aux=True)
+    history = []
+    t = 0
+    for st in plan_stages(prob.cfg, prob.s0):
+        for i in range(st.steps):
+            f = _lr_factor(prob.cfg, st, i)
+            p = {k: params[k] for k in trainable}
+            grads, parts = g_fn(p, st)
+            t += 1
+            bc1, bc2 = 1 - BETAS[0] ** t, 1 - BETAS[1] ** t
+            for k in trainable:
+                gk = grads[k]
+                m[k].mul_(BETAS[0]).add_(gk, alpha=1 - BETAS[0])
+                v[k].mul_(BETAS[1]).addcmul_(gk, gk, value=1 - BETAS[1])
+                u = (m[k] / bc1) / (v[k].sqrt() / math.sqrt(bc2) + EPS)  # torch.optim.Adam's form
+                params[k] = params[k] - lrs[group_of[k]] * f * u
+                usum[k] += f * u
+            history.append({"step": t - 1, "stage": st.name, **{k: float(x) for k, x in parts.items()}})
+    sums = {g: {k: usum[k] for k in trainable if group_of[k] == g} for g in GROUPS}
+    return AdaptResult(params, sums, history)
+
+
+def _center(k: torch.Tensor, n: int) -> torch.Tensor:
+    out = k.new_zeros(n, n)
+    a = min(n, k.shape[0])
+    o_out, o_in = (n - a) // 2, (k.shape[0] - a) // 2
+    out[o_out : o_out + a, o_out : o_out + a] = k[o_in : o_in + a, o_in : o_in + a]
+    return out
+
+
+def outer_loss(prob: Problem, params: dict[str, torch.Tensor], sharp: np.ndarray, kernel: np.ndarray, kernel_weight: float = 1.0):
+    """Supervised loss of adapted parameters: image MSE at scale 0 + w · kernel SSD (centred)."""
+    x0, k0 = _render_fn(prob, params)(0)
+    h, w = sharp.shape
+    c0 = prob.pyr.half(0)
+    x = x0[0, 0, c0 : c0 + h, c0 : c0 + w]
+    xs = torch.as_tensor(sharp, dtype=x.dtype, device=x.device)
+    r = (prob.kernel_size - 1) // 2
+    k = k0[0, 0, c0 - r : c0 + r + 1, c0 - r : c0 + r + 1]
+    k = k / k.sum()
+    kt = _center(torch.as_tensor(kernel, dtype=k.dtype, device=k.device), prob.kernel_size)
+    mse = torch.mean((x - xs) ** 2)
+    return mse + kernel_weight * torch.sum((k - kt) ** 2), mse

@@ -1,0 +1,139 @@
+"""cbid bench: datasets, the classical baseline, resume, sharding, CLI."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cbid_meta.baselines import l0_deblur
+from cbid_meta.baselines.l0_map import center_kernel
+from cbid_meta.cli.main import main
+from cbid_meta.data import demo_pair
+from cbid_meta.errors import InputError
+from cbid_meta.evaluation import kernel_similarity, levin_scores
+from cbid_meta.evaluation.bench import BenchSettings, run_bench
+from cbid_meta.evaluation.datasets import load_dataset, load_folder, synthetic_set, write_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    items = synthetic_set(n=2, size=64, kernel_sizes=(9,), noise=0.0, seed=3)
+    return write_folder(items, tmp_path_factory.mktemp("tiny") / "set")
+
+
+def test_synthetic_set_is_seeded_and_aligned():
+    a = synthetic_set(n=3, size=48, kernel_sizes=(9, 41), noise=0.01, seed=1)
+    b = synthetic_set(n=3, size=48, kernel_sizes=(9, 41), noise=0.01, seed=1)
+    assert [i.name for i in a] == [i.name for i in b]
+    assert all(np.array_equal(x.blurry, y.blurry) for x, y in zip(a, b))
+    assert a[1].kernel.shape == (41, 41) and abs(a[1].kernel.sum() - 1) < 1e-9
+    assert a[0].blurry.shape == a[0].sharp.shape == (48, 48)
+    c = synthetic_set(n=3, size=48, kernel_sizes=(9, 41), noise=0.01, seed=2)
+    assert not np.array_equal(a[0].blurry, c[0].blurry)
+
+
+def test_folder_roundtrip(tiny_set):
+    items = load_folder(tiny_set)
+    assert len(items) == 2 and items[0].kernel is not None
+    assert abs(items[0].kernel.sum() - 1) < 1e-9
+
+
+def test_folder_errors(tmp_path, tiny_set):
+    with pytest.raises(InputError, match="not found"):
+        load_folder(tmp_path / "missing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no '<name>_blurry"):
+        load_folder(empty)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_set, broken)
+    sharp = sorted(broken.glob("*_sharp.png"))[0]
+    sharp.unlink()
+    with pytest.raises(InputError, match="no matching"):
+        load_folder(broken)
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_set, bad)
+    sorted(bad.glob("*_blurry.png"))[0].write_bytes(b"not a png")
+    with pytest.raises(InputError):
+        load_folder(bad)
+    with pytest.raises(InputError, match="unknown dataset"):
+        load_dataset("nope")
+
+
+def test_center_kernel_moves_mass_to_the_centre():
+    k = np.zeros((9, 9))
+    k[1, 2] = k[1, 3] = 0.5
+    c = center_kernel(k)
+    yy, xx = np.mgrid[:9, :9]
+    assert abs((c * yy).sum() - 4) <= 0.5 and abs((c * xx).sum() - 4) <= 0.5
+    assert abs(c.sum() - 1) < 1e-12
+
+
+def test_l0_baseline_recovers_demo_kernel():
+    y, x, k = demo_pair(size=128, kernel_size=15)
+    est, kk = l0_deblur(y, kernel_size=15)
+    assert kk.shape == (15, 15) and abs(kk.sum() - 1) < 1e-9 and kk.min() >= 0
+    assert kernel_similarity(kk, k)["ncc"] > 0.7
+    assert levin_scores(est, x, crop=10)["psnr"] > levin_scores(y, x, crop=10)["psnr"] + 2.0
+
+
+def test_bench_resume_skips_finished_pairs(tiny_set, tmp_path):
+    items = load_folder(tiny_set)
+    out = tmp_path / "run"
+    df = run_bench(items, ("blurry", "true_kernel"), out, BenchSettings(), panels=True)
+    assert set(df["method"]) == {"blurry", "true_kernel"} and len(df) == 4
+    assert np.allclose(df[df.method == "true_kernel"]["error_ratio"], 1.0)
+    rows = sorted((out / "rows").glob("*.json"))
+    stamp = {p: p.stat().st_mtime_ns for p in rows}
+    # delete one row: only that pair is redone
+    rows[0].unlink()
+    df2 = run_bench(items, ("blurry", "true_kernel"), out, BenchSettings(), panels=False)
+    assert len(df2) == 4
+    assert all(p.stat().st_mtime_ns == stamp[p] for p in rows[1:])
+    assert rows[0].exists()
+    assert len(list((out / "panels").glob("*.png"))) == 4
+
+
+def test_cli_bench_end_to_end(tiny_set, tmp_path, capsys):
+    out = tmp_path / "b"
+    main(["bench", str(tiny_set), "--methods", "full,l0_map,blurry,true_kernel", "--steps", "12", "-o", str(out), "--kernel-margin", "2"])
+    df = pd.read_csv(out / "results.csv", comment="#")
+    assert {"method", "image", "psnr", "ssim", "error_ratio", "kernel_ncc", "seconds", "peak_mib", "seed", "git_revision"} <= set(df.columns)
+    assert len(df) == 8 and df["psnr"].notna().all()
+    text = (out / "summary.md").read_text()
+    assert "| full" in text and "git_revision" in text and "command" in text
+
+
+def test_cli_bench_bad_inputs(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "synthetic", "--methods", "nope", "--n", "1", "-o", str(tmp_path / "x")])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "folder", "-o", str(tmp_path / "y")])
+    assert e.value.code == 2
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun not installed")
+def test_two_processes_give_the_same_table(tiny_set, tmp_path):
+    """Sharding over 2 gloo processes (torchrun) gives the same metrics as 1 process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    args = ["bench", str(tiny_set), "--methods", "full,l0_map,blurry", "--steps", "9", "--kernel-margin", "2", "--no-panels"]
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    code = "from cbid_meta.cli.main import main; import sys; main(sys.argv[1:])"
+    runner = tmp_path / "run_cbid.py"
+    runner.write_text(code)
+    subprocess.run([sys.executable, str(runner), *args, "-o", str(tmp_path / "one")], check=True, env=env, capture_output=True, timeout=300)
+    r = subprocess.run([torchrun, "--nproc_per_node", "2", str(runner), *args, "-o", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a = pd.read_csv(tmp_path / "one" / "results.csv", comment="#")
+    b = pd.read_csv(tmp_path / "two" / "results.csv", comment="#")
+    cols = ["method", "image", "psnr", "ssim", "error_ratio", "kernel_ncc"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert len(a) == 6
