@@ -11,9 +11,54 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 
-__all__ = ["load_image", "save_image", "save_kernel", "save_json", "atomic_path", "MAX_PIXELS"]
+__all__ = ["load_image", "image_info", "save_image", "save_kernel", "save_json", "atomic_path", "MAX_PIXELS", "max_pixels"]
 
 MAX_PIXELS = 50_000_000  # refuse absurd dimensions before decoding (decompression bombs)
+
+
+def max_pixels() -> int:
+    """The pixel limit: ``$CBID_MAX_PIXELS`` when set (a positive integer), else :data:`MAX_PIXELS`."""
+    env = os.environ.get("CBID_MAX_PIXELS")
+    if env:
+        try:
+            v = int(env)
+            if v > 0:
+                return v
+        except ValueError:
+            pass
+        raise InputError(f"CBID_MAX_PIXELS must be a positive integer, got '{env}'")
+    return MAX_PIXELS
+
+
+def image_info(path: str | Path) -> dict:
+    """Bit depth, channels and alpha of an image file (without decoding the pixels)."""
+    p = Path(path)
+    if p.suffix.lower() in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(p) as t:
+                page = t.pages[0]
+                bits = 16 if page.dtype.itemsize >= 2 else 8
+                spp = page.samplesperpixel
+                return {"bits": bits, "channels": min(spp, 3) if spp != 2 else 1, "alpha": spp in (2, 4), "format": "TIFF"}
+        except Exception:
+            pass
+    try:
+        with Image.open(p) as im:
+            mode = im.mode
+            bits = 16 if mode.startswith("I;16") or mode == "I" else 8
+            alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
+            gray = mode in ("L", "LA", "I", "F", "1") or mode.startswith("I;16")
+            fmt = im.format
+        if fmt == "PNG":  # Pillow reports 16-bit colour PNGs as 8-bit RGB: read the header
+            with open(p, "rb") as f:
+                head = f.read(26)
+            if len(head) == 26:
+                bits = 16 if head[24] == 16 else 8
+        return {"bits": bits, "channels": 1 if gray else 3, "alpha": alpha, "format": fmt}
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InputError(f"{p}: not an image file (format not recognised)") from None
 
 
 def load_image(path: str | Path, gray: bool = True) -> np.ndarray:
@@ -33,11 +78,16 @@ def load_image(path: str | Path, gray: bool = True) -> np.ndarray:
         raise InputError(f"{p}: file not found")
     if p.is_dir():
         raise InputError(f"{p}: is a directory, not an image file")
+    limit = max_pixels()
+    if p.suffix.lower() in (".tif", ".tiff") and not gray:
+        arr = _read_tiff(p, limit)
+        if arr is not None:
+            return _check_array(p, arr)
     try:
         with Image.open(p) as im:
             w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise InputError(f"{p}: {w}x{h} image exceeds the limit of {MAX_PIXELS} pixels")
+            if w * h > limit:
+                raise InputError(f"{p}: {w}x{h} image exceeds the limit of {limit} pixels (set CBID_MAX_PIXELS to raise it)")
             im = ImageOps.exif_transpose(im)
             im.load()
             arr = _to_array(im, gray)
@@ -47,6 +97,33 @@ def load_image(path: str | Path, gray: bool = True) -> np.ndarray:
         raise InputError(f"{p}: not an image file (format not recognised)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{p}: cannot read image ({exc})") from None
+    return _check_array(p, arr)
+
+
+def _read_tiff(p: Path, limit: int):
+    """16-bit colour TIFF at full precision (Pillow would reduce it); None to fall back to Pillow."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(p) as t:
+            page = t.pages[0]
+            if page.dtype.itemsize < 2 or page.samplesperpixel < 3:
+                return None
+            h, w = page.shape[:2]
+            if w * h > limit:
+                raise InputError(f"{p}: {w}x{h} image exceeds the limit of {limit} pixels (set CBID_MAX_PIXELS to raise it)")
+            a = page.asarray()
+    except InputError:
+        raise
+    except Exception:
+        return None
+    if a.ndim != 3:
+        return None
+    scale = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
+    return np.clip(a[:, :, :3].astype(np.float64) / scale, 0, 1)
+
+
+def _check_array(p: Path, arr: np.ndarray) -> np.ndarray:
     if arr.shape[0] < 2 or arr.shape[1] < 2:
         raise InputError(f"{p}: image is {arr.shape[1]}x{arr.shape[0]} pixels, too small to deblur")
     if not np.isfinite(arr).all():
@@ -93,9 +170,29 @@ def _write_atomic(target: Path, writer) -> Path:
     return target
 
 
+def _png16_rgb(path: Path, a: np.ndarray) -> None:
+    """Minimal 16-bit RGB PNG encoder (Pillow cannot write 16-bit colour)."""
+    import struct
+    import zlib
+
+    h, w, _ = a.shape
+    raw = b"".join(b"\x00" + a[i].astype(">u2").tobytes() for i in range(h))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
 def save_image(path: str | Path, img: np.ndarray, bits: int = 8) -> Path:
-    """Write an (H, W) or (H, W, 3) float image in [0, 1] as PNG, atomically."""
+    """Write an (H, W), (H, W, 1) or (H, W, 3) float image in [0, 1] as 8- or 16-bit PNG, atomically."""
     a = np.clip(np.nan_to_num(np.asarray(img, dtype=np.float64)), 0.0, 1.0)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if bits == 16 and a.ndim == 3:
+        q = (a * 65535 + 0.5).astype(np.uint16)
+        return _write_atomic(Path(path), lambda t: _png16_rgb(t, q))
     if bits == 16 and a.ndim == 2:
         out = Image.fromarray((a * 65535 + 0.5).astype(np.uint16))
     else:

@@ -1,0 +1,118 @@
+"""Feed every kind of bad input to the real `cbid` CLI and record what it says.
+
+    .venv/bin/python benchmarks/bad_inputs.py
+
+Each case runs ``cbid`` in a fresh process; the table records the exit code,
+the last stderr line, whether a Python traceback appeared and whether any
+output file was left behind.  Written to ``benchmarks/results/bad_inputs.md``.
+The test suite checks the same cases in-process (``tests/test_bad_inputs.py``).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, provenance  # noqa: E402
+
+DISK_FULL = (
+    "import sys, errno, PIL.Image\n"
+    "def full(*a, **k): raise OSError(errno.ENOSPC, 'No space left on device')\n"
+    "PIL.Image.Image.save = full\n"
+    "from cbid_meta.cli.main import main\nmain(sys.argv[1:])\n"
+)
+
+
+def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
+    """(label, argv, extra env, runner code or None)."""
+    import tifffile
+
+    good = d / "good.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(good)
+    (d / "text.png").write_text("this is not an image\n")
+    (d / "empty.png").write_bytes(b"")
+    raw = good.read_bytes()
+    (d / "truncated.png").write_bytes(raw[: len(raw) // 2])
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(d / "one_pixel.png")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(d / "small.png")
+    nan = np.random.default_rng(1).random((64, 64)).astype(np.float32)
+    nan[3, 3] = np.nan
+    tifffile.imwrite(d / "nan.tif", nan)
+    inf = nan.copy()
+    inf[3, 3] = np.inf
+    tifffile.imwrite(d / "inf.tif", inf)
+    (d / "not_init.safetensors").write_text("nope")
+    (d / "a_file").write_text("x")
+    o = str(d / "out")
+    g = str(good)
+    return [
+        ("missing file", ["deblur", str(d / "missing.png"), "-o", o], {}, None),
+        ("a directory", ["deblur", str(d), "-o", o], {}, None),
+        ("not an image (text)", ["deblur", str(d / "text.png"), "-o", o], {}, None),
+        ("zero-byte file", ["deblur", str(d / "empty.png"), "-o", o], {}, None),
+        ("truncated PNG", ["deblur", str(d / "truncated.png"), "-o", o], {}, None),
+        ("1x1 image", ["deblur", str(d / "one_pixel.png"), "-o", o], {}, None),
+        ("kernel larger than image", ["deblur", str(d / "small.png"), "-k", "31", "-o", o], {}, None),
+        ("dimensions over the limit", ["deblur", g, "-o", o], {"CBID_MAX_PIXELS": "1000"}, None),
+        ("NaN pixels (float TIFF)", ["deblur", str(d / "nan.tif"), "-o", o], {}, None),
+        ("Inf pixels (float TIFF)", ["deblur", str(d / "inf.tif"), "-o", o], {}, None),
+        ("negative kernel size", ["deblur", g, "-k", "-5", "-o", o], {}, None),
+        ("non-numeric kernel size", ["deblur", g, "-k", "abc", "-o", o], {}, None),
+        ("unknown recipe", ["deblur", g, "-r", "nope", "-o", o], {}, None),
+        ("too few steps", ["deblur", g, "--steps", "1", "-o", o], {}, None),
+        ("unknown option", ["deblur", g, "--frobnicate", "-o", o], {}, None),
+        ("CUDA without a GPU", ["deblur", g, "--device", "cuda", "-o", o], {"CUDA_VISIBLE_DEVICES": ""}, None),
+        ("bad noise value", ["deblur", g, "--noise", "0.9", "-o", o], {}, None),
+        ("bad region", ["deblur", g, "--region", "1,2,3", "-o", o], {}, None),
+        ("region outside the image", ["deblur", g, "--region", "50,50,64,64", "-k", "9", "-o", o], {}, None),
+        ("bad bit depth", ["deblur", g, "--bits", "12", "-o", o], {}, None),
+        ("init file not safetensors", ["deblur", g, "--init", str(d / "not_init.safetensors"), "-o", o], {}, None),
+        ("output dir is a file", ["deblur", g, "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "a_file")], {}, None),
+        ("output dir not creatable", ["deblur", g, "-k", "9", "--steps", "6", "--mode", "scratch", "-o", "/proc/cbid_out"], {}, None),
+        ("disk full on write", ["deblur", g, "-k", "9", "--steps", "6", "--mode", "scratch", "-o", o], {}, DISK_FULL),
+        ("batch with one bad file", ["deblur", g, str(d / "text.png"), "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "batch")], {}, None),
+        ("bench: unknown dataset", ["bench", "nope", "-o", o], {}, None),
+        ("bench: unknown method", ["bench", "synthetic", "--n", "1", "--methods", "magic", "-o", o], {}, None),
+        ("meta-train: bad kernel range", ["meta-train", "--kernel-min", "9", "--kernel-max", "5", "-o", o], {}, None),
+        ("compare: bad budgets", ["compare", "levin", "--budgets", "ten", "-o", o], {}, None),
+    ]
+
+
+def files_left(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file() and p.parent != d)
+
+
+def main() -> None:
+    rows = []
+    cbid = [sys.executable, "-c", "import sys; from cbid_meta.cli.main import main; main(sys.argv[1:])"]
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        for label, argv, env, code in make_cases(d):
+            before = set(files_left(d))
+            cmd = [sys.executable, "-c", code] if code else cbid
+            r = subprocess.run([*cmd, *argv], capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
+            err = [line for line in r.stderr.strip().splitlines() if line.strip()]
+            msg = next((line for line in reversed(err) if line.startswith("error:")), err[-1] if err else "")
+            new = [f for f in files_left(d) if f not in before and not f.startswith("batch/good")]
+            rows.append((label, " ".join(argv[:1] + [a.replace(str(d), "…") for a in argv[1:]]), r.returncode, "Traceback" in r.stderr, ", ".join(new) or "none", msg.replace(str(d), "…")))
+            print(f"{label}: rc={r.returncode} {msg}", flush=True)
+    meta = provenance()
+    lines = ["# Bad inputs and what `cbid` says", "", *[f"- {k}: {v}" for k, v in meta.items()], "",
+             "| case | command | exit code | traceback | new files left | message |", "|---|---|---|---|---|---|"]
+    for label, cmd, rc, tb, new, msg in rows:
+        lines.append(f"| {label} | `cbid {cmd}` | {rc} | {'YES' if tb else 'no'} | {new} | {msg.replace('|', '/')} |")
+    out = ROOT / "benchmarks/results/bad_inputs.md"
+    out.write_text("\n".join(lines) + "\n")
+    bad = [r for r in rows if r[2] == 0 or r[3]]
+    print(f"wrote {out}; {len(bad)} case(s) exited 0 or printed a traceback")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
