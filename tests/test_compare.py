@@ -60,3 +60,21 @@ def test_compare_plain_photos_need_kernel_size(setup, tmp_path):
     df = pd.read_csv(tmp_path / "y" / "results.csv", comment="#")
     assert df["psnr"].isna().all() and df["fit_loss"].notna().all()
     assert (tmp_path / "y" / "report.html").exists()
+
+
+def test_report_renders_in_headless_chromium(setup, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("check_report", Path(__file__).resolve().parents[1] / "benchmarks" / "check_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if mod.find_browser() is None:
+        pytest.skip("headless Chromium not installed (apt-get install chromium-headless-shell)")
+    folder, init = setup
+    out = tmp_path / "rep"
+    main(["compare", str(folder), "--init", str(init), "--budgets", "4", "-o", str(out)])
+    shot = mod.screenshot(out / "report.html", tmp_path / "shot.png", height=1500)
+    from PIL import Image
+
+    assert Image.open(shot).size[0] >= 1000

@@ -4,7 +4,10 @@
   then every channel is restored with it by hyper-Laplacian non-blind
   deconvolution (a normalised kernel preserves each channel's mean, so the
   colour balance is kept).
-* **Large images** — the kernel is estimated on a crop (``estimate_side``
+* **Large images** — above ``fast_above_mp`` megapixels (2) the channels are
+  restored with a regularised Wiener filter instead of the hyper-Laplacian
+  solver (one FFT solve per tile instead of ~11: 12 MP in seconds instead of
+  ~6 min per channel on 2 cores); the kernel is estimated on a crop (``estimate_side``
   pixels, default 384) chosen automatically where the luminance has the most
   gradient energy away from clipped highlights, or on a region the user
   gives; the full image is then restored tile by tile (overlapping tiles
@@ -102,11 +105,22 @@ def auto_kernel_size(lum: np.ndarray, max_size: int = 61) -> int:
     return size if size % 2 else size + 1
 
 
-def deconvolve_tiled(y: np.ndarray, k: np.ndarray, lam: float = 5000.0, tile: int = 512) -> np.ndarray:
-    """Non-blind deconvolution of a large gray image in overlapping tiles (memory ∝ tile²)."""
+def deconvolve_tiled(y: np.ndarray, k: np.ndarray, lam: float = 5000.0, tile: int = 512, method: str = "hyperlaplacian") -> np.ndarray:
+    """Non-blind deconvolution of a large gray image in overlapping tiles (memory ∝ tile²).
+
+    ``method``: ``hyperlaplacian`` (the quality default, ~4 s per 512² tile on
+    this CPU) or ``wiener`` (one regularised FFT solve per tile, ~0.05 s)."""
     h, w = y.shape
+
+    def solve(a):
+        if method == "wiener":
+            from .nonblind import simple_wiener
+
+            return simple_wiener(a, k, nsr=max(1.0 / lam, 1e-4) * 10)
+        return deconvolve(a, k, lam=lam)
+
     if max(h, w) <= tile + 64:
-        return deconvolve(y, k, lam=lam)
+        return solve(y)
     ov = 2 * max(k.shape)
     out = np.zeros((h, w), dtype=np.float32)
     acc = np.zeros((h, w), dtype=np.float32)
@@ -131,7 +145,7 @@ def deconvolve_tiled(y: np.ndarray, k: np.ndarray, lam: float = 5000.0, tile: in
             b, r = min(t + tile, h), min(l + tile, w)
             # deconvolve with a margin so the tile's own border effects fall outside it
             t0, l0, b0, r0 = max(t - ov, 0), max(l - ov, 0), min(b + ov, h), min(r + ov, w)
-            x = deconvolve(y[t0:b0, l0:r0], k, lam=lam)[t - t0 : t - t0 + (b - t), l - l0 : l - l0 + (r - l)]
+            x = solve(y[t0:b0, l0:r0])[t - t0 : t - t0 + (b - t), l - l0 : l - l0 + (r - l)]
             wgt = np.outer(ramp(b - t, t == 0, b == h), ramp(r - l, l == 0, r == w))
             out[t:b, l:r] += wgt * x
             acc[t:b, l:r] += wgt
@@ -157,6 +171,7 @@ def deblur_photo(
     noise: float | str | None = None,
     tile: int = 512,
     callback=None,
+    fast_above_mp: float = 2.0,
 ) -> PhotoResult:
     """Kernel from the luminance of a crop, then full-resolution restoration of every channel."""
     from .deblur import Deblurrer
@@ -202,7 +217,8 @@ def deblur_photo(
         out = est.image  # the estimation ran on the whole gray image: its own final stage
         info["restoration"] = config.schedule.final_method
     else:
-        out = [np.clip(deconvolve_tiled(c, k, lam=lam, tile=tile), 0, 1) for c in chans]
+        method = "wiener" if h * w > fast_above_mp * 1e6 else "hyperlaplacian"
+        out = [np.clip(deconvolve_tiled(c, k, lam=lam, tile=tile, method=method), 0, 1).astype(np.float32) for c in chans]
         out = out[0] if img.ndim == 2 else np.stack(out, axis=-1)
-        info["restoration"] = "hyper-laplacian non-blind, tiled" if max(h, w) > tile + 64 else "hyper-laplacian non-blind"
+        info["restoration"] = f"{method} non-blind" + (", tiled" if max(h, w) > tile + 64 else "")
     return PhotoResult(out, k, est, info, time.perf_counter() - t0)
