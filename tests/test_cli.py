@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from cbid_meta.data import demo_pair
+from cbid_meta.cli.main import main
 
 CBID = [sys.executable, "-m", "cbid_meta.cli.main"]
 
@@ -93,3 +94,36 @@ def test_batch_continues_past_bad_file(blurry_png, tmp_path):
     assert proc.returncode != 0
     assert (out / "small_deblurred.png").is_file()
     assert "1 of 2" in proc.stderr
+
+
+def test_demo_runs_and_reports(tmp_path):
+    out = tmp_path / "demo"
+    main(["demo", "-o", str(out), "--steps", "9", "--mode", "scratch"])
+    rec = json.loads((out / "demo.json").read_text())
+    assert rec["mode"] == "scratch" and rec["info"]["steps"] >= 6
+    for f in ("demo_blurry.png", "demo_sharp.png", "demo_deblurred.png", "demo_kernel.png", "demo_true_kernel.png"):
+        assert (out / f).is_file()
+    from cbid_meta.meta import default_init_path
+
+    if default_init_path().is_file():  # the packaged initialiser is used by default
+        main(["demo", "-o", str(tmp_path / "d2"), "--steps", "9"])
+        assert json.loads((tmp_path / "d2" / "demo.json").read_text())["mode"] == "meta"
+
+
+def test_colour_16bit_input_keeps_depth_and_writes_panel(tmp_path):
+    import tifffile
+
+    y, _, _ = demo_pair(size=64, kernel_size=7)
+    rgb = np.stack([y, 0.8 * y, 0.6 * y], -1)
+    tifffile.imwrite(tmp_path / "c.tif", (rgb * 65535).astype(np.uint16))
+    main(["deblur", str(tmp_path / "c.tif"), "-o", str(tmp_path / "o"), "-k", "9", "--steps", "6", "--mode", "scratch", "--panels"])
+    rec = json.loads((tmp_path / "o" / "c.json").read_text())
+    assert rec["output_bits"] == 16 and rec["input_format"]["channels"] == 3
+    assert (tmp_path / "o" / "c_panel.png").is_file()
+    from cbid_meta.io import image_info, load_image
+
+    assert image_info(tmp_path / "o" / "c_deblurred.png")["bits"] == 16
+    out = load_image(tmp_path / "o" / "c_deblurred.png", gray=False)
+    # colour balance kept: channel means in the input's ratios
+    m = out.reshape(-1, 3).mean(0)
+    assert abs(m[1] / m[0] - 0.8) < 0.05 and abs(m[2] / m[0] - 0.6) < 0.05

@@ -82,7 +82,25 @@ def _resolve_init(init: Optional[Path], mode: Optional["Mode"]):
     return default
 
 
-def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, recipe: str, meta_init=None, region=None, noise=None, bits=None) -> dict:
+def _panel(before, after, kernel, max_width: int = 1600):
+    """input | output side by side, the kernel (scaled to its max) in the output's top-left corner."""
+    import numpy as np
+    from skimage.transform import resize
+
+    b = before if before.ndim == 3 else np.repeat(before[:, :, None], 3, axis=2)
+    a = np.array(after if after.ndim == 3 else np.repeat(after[:, :, None], 3, axis=2), dtype=np.float64)
+    side = max(32, min(a.shape[0], a.shape[1]) // 4)
+    k = resize(kernel / max(kernel.max(), 1e-12), (side, side), order=0)
+    a[2 : side + 2, 2 : side + 2] = k[:, :, None]
+    gap = np.ones((b.shape[0], 8, 3))
+    p = np.concatenate([b[:, :, :3], gap, a[:, :, :3]], axis=1)
+    if p.shape[1] > max_width:
+        f = max_width / p.shape[1]
+        p = resize(p, (round(p.shape[0] * f), max_width), anti_aliasing=True)
+    return p
+
+
+def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, recipe: str, meta_init=None, region=None, noise=None, bits=None, panels=False) -> dict:
     import copy
 
     from ..generators import auto_coarsest_scale
@@ -117,6 +135,8 @@ def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, rec
     outdir.mkdir(parents=True, exist_ok=True)
     save_image(outdir / f"{stem}_deblurred.png", res.image, bits=out_bits)
     save_kernel(outdir / f"{stem}_kernel.png", res.kernel)
+    if panels:
+        save_image(outdir / f"{stem}_panel.png", _panel(img, res.image, res.kernel))
     record = {
         "input": str(path),
         "input_format": info,
@@ -176,6 +196,7 @@ def deblur(
     region: Optional[str] = typer.Option(None, "--region", help="TOP,LEFT,HEIGHT,WIDTH of the crop used to estimate the kernel (default: automatic)."),
     noise: Optional[str] = typer.Option(None, "--noise", help="Noise sigma in [0, 0.5) or 'auto' (default: the recipe's regularisation)."),
     bits: Optional[int] = typer.Option(None, "--bits", help="Output bit depth 8 or 16 (default: the input's)."),
+    panels: bool = typer.Option(False, "--panels", help="Also write <name>_panel.png: input | output, kernel in the corner."),
 ):
     """Deblur images: writes <name>_deblurred.png, <name>_kernel.png and <name>.json per input.
 
@@ -200,7 +221,7 @@ def deblur(
     with _progress() as progress:
         for path in inputs:
             try:
-                rec = _run_one(path, cfg, dev, output, progress, recipe, meta_init, reg, sigma, bits)
+                rec = _run_one(path, cfg, dev, output, progress, recipe, meta_init, reg, sigma, bits, panels)
                 progress.console.print(f"[green]ok[/] {path} → {output}/{path.stem}_deblurred.png ({rec['seconds']:.1f} s)")
             except CbidError as exc:
                 failures += 1
