@@ -98,13 +98,14 @@ def main() -> None:
             cmd = [sys.executable, "-c", code] if code else cbid
             r = subprocess.run([*cmd, *argv], capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
             err = [line for line in r.stderr.strip().splitlines() if line.strip()]
-            msg = next((line for line in reversed(err) if line.startswith("error:")), err[-1] if err else "")
+            errs = [line for line in err if line.startswith("error:")]
+            msg = " / ".join(errs) if errs else (err[-1] if err else "")
             new = [f for f in files_left(d) if f not in before and not f.startswith("batch/good")]
             rows.append((label, " ".join(argv[:1] + [a.replace(str(d), "…") for a in argv[1:]]), r.returncode, "Traceback" in r.stderr, ", ".join(new) or "none", msg.replace(str(d), "…")))
             print(f"{label}: rc={r.returncode} {msg}", flush=True)
     meta = provenance()
     lines = ["# Bad inputs and what `cbid` says", "", *[f"- {k}: {v}" for k, v in meta.items()], "",
-             "| case | command | exit code | traceback | new files left | message |", "|---|---|---|---|---|---|"]
+             "| case | command | exit code | traceback | new files left | message (every `error:` line) |", "|---|---|---|---|---|---|"]
     for label, cmd, rc, tb, new, msg in rows:
         lines.append(f"| {label} | `cbid {cmd}` | {rc} | {'YES' if tb else 'no'} | {new} | {msg.replace('|', '/')} |")
     out = ROOT / "benchmarks/results/bad_inputs.md"

@@ -171,7 +171,9 @@ def _parse_region(region: Optional[str]):
 
 
 def _parse_noise(noise: Optional[str]):
-    if noise is None or noise == "auto":
+    if noise is None or noise == "none":
+        return None
+    if noise == "auto":
         return noise
     try:
         v = float(noise)
@@ -194,7 +196,7 @@ def deblur(
     init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (.safetensors); default: the packaged one."),
     mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (start from the initializer, shortened schedule) or scratch (the paper). Default: meta when an initializer is available."),
     region: Optional[str] = typer.Option(None, "--region", help="TOP,LEFT,HEIGHT,WIDTH of the crop used to estimate the kernel (default: automatic)."),
-    noise: Optional[str] = typer.Option(None, "--noise", help="Noise sigma in [0, 0.5) or 'auto' (default: the recipe's regularisation)."),
+    noise: str = typer.Option("auto", "--noise", help="Noise sigma in [0, 0.5), 'auto' (estimate it; the default) or 'none' (the recipe's regularisation as is)."),
     bits: Optional[int] = typer.Option(None, "--bits", help="Output bit depth 8 or 16 (default: the input's)."),
     panels: bool = typer.Option(False, "--panels", help="Also write <name>_panel.png: input | output, kernel in the corner."),
 ):
@@ -226,6 +228,8 @@ def deblur(
             except CbidError as exc:
                 failures += 1
                 progress.console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+    if failures and len(inputs) == 1:
+        raise typer.Exit(code=2)  # the one error line is already printed
     if failures:
         raise _Exit(f"{failures} of {len(inputs)} input(s) failed")
 
@@ -501,7 +505,9 @@ class _Exit(CbidError):
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: runs the typer app and turns every user error into one line."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)  # click returns Exit codes instead of raising here
+        if isinstance(rc, int) and rc != 0:
+            sys.exit(rc)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -520,7 +526,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         console.print("error: out of memory (try a smaller image or --device cuda)")
         sys.exit(3)
     except OSError as exc:
-        console.print(f"error: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})", highlight=False, markup=False)
+        where = getattr(exc, "filename", None)
+        console.print(f"error: {exc.strerror or exc}" + (f": {where}" if where else ""), highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
 
 
