@@ -43,10 +43,6 @@ def peak_rss_mib() -> float:
 
 def write_table(df, path: Path, meta: dict) -> None:
     """CSV with ``# key: value`` provenance lines first (read back with ``pd.read_csv(path, comment='#')``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        for k, v in meta.items():
-            f.write(f"# {k}: {v}\n")
-        df.to_csv(f, index=False, float_format="%.4f")
-    os.replace(tmp, path)
+    from cbid_meta.io import write_table as _write
+
+    _write(df, path, meta)

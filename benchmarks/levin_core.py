@@ -26,6 +26,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mib, provenance, write_table  # noqa: E402
 
+from cbid_meta.io import read_table_header  # noqa: E402
+
 
 def _one(args):
     name, root, recipe, steps, seed, margin = args
@@ -82,7 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--report-only", action="store_true", help="only rewrite the summaries from an existing --out table")
     a = ap.parse_args(argv)
     if a.report_only:
-        meta = _read_meta(a.out)
+        meta = read_table_header(a.out)
         report(pd.read_csv(a.out, comment="#"), meta, a)
         return 0
 
@@ -114,14 +116,6 @@ def main(argv=None) -> int:
     return 0
 
 
-def _read_meta(path: Path) -> dict:
-    meta = {}
-    for line in path.read_text().splitlines():
-        if not line.startswith("# "):
-            break
-        k, _, v = line[2:].partition(": ")
-        meta[k] = v
-    return meta
 
 
 def report(df: pd.DataFrame, meta: dict, a) -> None:

@@ -25,17 +25,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, provenance, write_table  # noqa: E402
 
+from cbid_meta.io import read_table_header  # noqa: E402
 from cbid_meta.meta.evaluate import speedups  # noqa: E402
-
-
-def _header(path: Path) -> dict:
-    meta = {}
-    for line in path.read_text().splitlines():
-        if not line.startswith("# "):
-            break
-        k, _, v = line[2:].partition(": ")
-        meta[k] = v
-    return meta
 
 
 def main() -> None:
@@ -56,7 +47,7 @@ def main() -> None:
         d = pd.read_csv(csv, comment="#")
         d.insert(1, "dataset", ds)
         frames.append(d)
-        sources[ds] = _header(csv)
+        sources[ds] = read_table_header(csv)
     df = pd.concat(frames, ignore_index=True)
     cols = ["image", "dataset", "mode", "budget", "steps", "seconds", "psnr", "ssim", "kernel_ncc", "fit_loss"]
     df = df[cols]

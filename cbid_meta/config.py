@@ -182,8 +182,8 @@ def available_recipes() -> list[str]:
     return sorted(p.stem for p in recipe_dir().glob("*.toml"))
 
 
-def load_recipe(name_or_path: str | Path = "fast") -> DeblurConfig:
-    """Load a named recipe (``fast``, ``paper``, …) or a TOML file path."""
+def read_recipe_toml(name_or_path: str | Path) -> tuple[Path, dict]:
+    """``(path, data)`` of a named recipe in ``recipes/`` or a TOML file path (``description`` dropped)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = recipe_dir() / f"{name_or_path}.toml"
@@ -196,5 +196,11 @@ def load_recipe(name_or_path: str | Path = "fast") -> DeblurConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"recipe {path} is not valid TOML: {exc}") from None
     data.pop("description", None)
+    return path, data
+
+
+def load_recipe(name_or_path: str | Path = "fast") -> DeblurConfig:
+    """Load a named recipe (``fast``, ``paper``, …) or a TOML file path."""
+    _, data = read_recipe_toml(name_or_path)
     data.pop("meta", None)
     return DeblurConfig.from_dict(data)

@@ -1,5 +1,4 @@
 """cbid bench: datasets, the classical baseline, resume, sharding, CLI."""
-import json
 import os
 import shutil
 import subprocess

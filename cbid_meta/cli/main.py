@@ -103,7 +103,6 @@ def _panel(before, after, kernel, max_width: int = 1600):
 def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, recipe: str, meta_init=None, region=None, noise=None, bits=None, panels=False) -> dict:
     import copy
 
-    from ..generators import auto_coarsest_scale
     from ..io import image_info, load_image, save_image, save_json, save_kernel
     from ..optim import Deblurrer, plan_stages
     from ..optim.photo import auto_kernel_size, choose_region, deblur_photo, luminance
@@ -120,7 +119,8 @@ def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, rec
     if cfg.kernel_size in (0, None, "auto"):
         cfg.kernel_size = auto_kernel_size(lum)
         notes.append(f"kernel size auto: {cfg.kernel_size}")
-    t, l, rh, rw = region or choose_region(lum, 384)
+    region = region or choose_region(lum, 384)  # chosen once, passed on
+    t, l, rh, rw = region
     requested = getattr(cfg, "_requested_steps", None)
     deb = Deblurrer(cfg, device)
     s0 = deb.coarsest_scale(min(rh, lum.shape[0]), min(rw, lum.shape[1]))

@@ -217,7 +217,7 @@ def run_bench(
     mine = pairs[state.process_index :: state.num_processes]
     todo = [(m, it) for m, it in mine if not _row_path(out, m, it.name).exists()]
     refs: dict[str, np.ndarray] = {}
-    from ..io import save_json
+    from ..io import save_json, write_table
     from ..optim.nonblind import deconvolve
 
     done = len(mine) - len(todo)
@@ -249,18 +249,9 @@ def run_bench(
     df = pd.DataFrame(rows)
     order = {m: i for i, m in enumerate(methods)}
     df = df.sort_values(["method", "image"], key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
-    _write_csv(df, out / "results.csv", meta or {})
+    write_table(df, out / "results.csv", meta or {})
     (out / "summary.md").write_text(summarize(df, meta or {}, methods))
     return df
-
-
-def _write_csv(df, path: Path, meta: dict) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w") as f:
-        for k, v in meta.items():
-            f.write(f"# {k}: {v}\n")
-        df.to_csv(f, index=False, float_format="%.4f")
-    os.replace(tmp, path)
 
 
 def summarize(df, meta: dict, methods=DEFAULT_METHODS) -> str:

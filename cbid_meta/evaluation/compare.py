@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +45,9 @@ def load_items(dataset: str, data=None, limit=None, kernel_size=None) -> list[Be
 
 
 def _write_rows(rows: list[dict], path: Path, meta: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        for k, v in meta.items():
-            f.write(f"# {k}: {v}\n")
-        pd.DataFrame(rows).to_csv(f, index=False, float_format="%.5f")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from ..io import write_table
+
+    write_table(pd.DataFrame(rows), path, meta, float_format="%.5f")
 
 
 def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=0, device="cpu", kernel_size=None, meta: dict | None = None, progress=None) -> pd.DataFrame:
@@ -240,7 +233,7 @@ def write_report(df: pd.DataFrame, items, out: Path, meta: dict, n_visual: int =
     def img(name):
         return f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(figs[name]).decode()}"><figcaption>{name}</figcaption></figure>'
 
-    body = [f"<h1>Scratch vs meta-initialised deblurring</h1>", "<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in meta.items()) + "</ul>"]
+    body = ["<h1>Scratch vs meta-initialised deblurring</h1>", "<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in meta.items()) + "</ul>"]
     body += ["<h2>Mean / median per mode and budget</h2>", tables["per_budget"].to_html(index=False, float_format=lambda v: f"{v:.3f}")]
     if "speedup" in tables:
         body += ["<h2>Steps to reach the scratch run's final PSNR</h2>", tables["speedup"].to_html(index=False, float_format=lambda v: f"{v:.3f}")]

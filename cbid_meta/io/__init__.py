@@ -11,7 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 
-__all__ = ["load_image", "image_info", "save_image", "save_kernel", "save_json", "atomic_path", "MAX_PIXELS", "max_pixels"]
+__all__ = ["load_image", "image_info", "save_image", "save_kernel", "save_json", "write_table", "read_table_header", "atomic_path", "MAX_PIXELS", "max_pixels"]
 
 MAX_PIXELS = 50_000_000  # refuse absurd dimensions before decoding (decompression bombs)
 
@@ -207,6 +207,32 @@ def save_kernel(path: str | Path, k: np.ndarray, zoom: int = 1) -> Path:
     if zoom > 1:
         k = np.kron(k, np.ones((zoom, zoom)))
     return save_image(path, k)
+
+
+def write_table(df, path: str | Path, meta: dict, float_format: str = "%.4f") -> Path:
+    """CSV with ``# key: value`` provenance lines first, written atomically (fsync + rename);
+    read back with ``pandas.read_csv(path, comment="#")``."""
+
+    def writer(tmp):
+        with open(tmp, "w") as f:
+            for k, v in meta.items():
+                f.write(f"# {k}: {v}\n")
+            df.to_csv(f, index=False, float_format=float_format)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return _write_atomic(Path(path), writer)
+
+
+def read_table_header(path: str | Path) -> dict:
+    """The ``# key: value`` provenance lines of a table written by :func:`write_table`."""
+    meta = {}
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("# "):
+            break
+        k, _, v = line[2:].partition(": ")
+        meta[k] = v
+    return meta
 
 
 def save_json(path: str | Path, data: dict) -> Path:

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,18 +72,9 @@ class MetaConfig:
 
 
 def load_meta_recipe(path: str | os.PathLike) -> MetaConfig:
-    p = Path(path)
-    if not p.suffix:
-        from ..config import recipe_dir
+    from ..config import read_recipe_toml
 
-        p = recipe_dir() / f"{path}.toml"
-    if not p.is_file():
-        raise InputError(f"meta recipe not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{p} is not valid TOML: {e}") from None
-    data.pop("description", None)
+    p, data = read_recipe_toml(path)
     data = data.get("meta", data)
     known = {f.name for f in dataclasses.fields(MetaConfig)}
     bad = sorted(set(data) - known)

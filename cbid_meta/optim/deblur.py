@@ -239,7 +239,7 @@ class Deblurrer:
         cfg = self.config
         y_t = _as_tensor(y).to(self.device)
         prob = self.setup(y_t)
-        img_gen, ker_gen, pyr, s0, depth, kernel_size = prob.img_gen, prob.ker_gen, prob.pyr, prob.s0, prob.depth, prob.kernel_size
+        img_gen, ker_gen, pyr, s0, kernel_size = prob.img_gen, prob.ker_gen, prob.pyr, prob.s0, prob.kernel_size
         _, c, h, w = y_t.shape
         lrs = {"image_grids": cfg.schedule.lr_image, "image_mlp": cfg.schedule.lr_image, "kernel": cfg.schedule.lr_kernel}
         if init is not None:

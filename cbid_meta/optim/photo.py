@@ -6,8 +6,8 @@
   colour balance is kept).
 * **Large images** — above ``fast_above_mp`` megapixels (2) the channels are
   restored with a regularised Wiener filter instead of the hyper-Laplacian
-  solver (one FFT solve per tile instead of ~11: 12 MP in seconds instead of
-  ~6 min per channel on 2 cores); the kernel is estimated on a crop (``estimate_side``
+  solver (one FFT solve per tile instead of ~11 continuation steps; see
+  ``docs/photos.md`` for the one-off timing behind the switch); the kernel is estimated on a crop (``estimate_side``
   pixels, default 384) chosen automatically where the luminance has the most
   gradient energy away from clipped highlights, or on a region the user
   gives; the full image is then restored tile by tile (overlapping tiles
@@ -108,8 +108,8 @@ def auto_kernel_size(lum: np.ndarray, max_size: int = 61) -> int:
 def deconvolve_tiled(y: np.ndarray, k: np.ndarray, lam: float = 5000.0, tile: int = 512, method: str = "hyperlaplacian") -> np.ndarray:
     """Non-blind deconvolution of a large gray image in overlapping tiles (memory ∝ tile²).
 
-    ``method``: ``hyperlaplacian`` (the quality default, ~4 s per 512² tile on
-    this CPU) or ``wiener`` (one regularised FFT solve per tile, ~0.05 s)."""
+    ``method``: ``hyperlaplacian`` (the quality default) or ``wiener`` (one
+    regularised FFT solve per tile, much faster: ``docs/photos.md``)."""
     h, w = y.shape
 
     def solve(a):
@@ -190,7 +190,7 @@ def deblur_photo(
     h, w = lum.shape
     if region is not None:
         t, l, rh, rw = region
-        if t < 0 or l < 0 or rh < 16 or rw < 16 or t + rh > h or l + rw > w:
+        if t < 0 or l < 0 or rh < 1 or rw < 1 or t + rh > h or l + rw > w:
             raise InputError(f"--region {t},{l},{rh},{rw} is not inside the {h}x{w} image (top,left,height,width)")
     else:
         t, l, rh, rw = choose_region(lum, estimate_side)
