@@ -91,6 +91,12 @@ class ScheduleConfig:
              the estimated kernel by hyper-Laplacian non-blind deconvolution
              (:func:`cbid_meta.optim.nonblind.deconvolve`, weight ``nonblind_lam``).
 
+    Kernel refinement (an extension, off in the paper recipe): with
+    ``refine_levels`` > 0 the INR kernel starts ``refine_iters`` iterations per
+    level of the classical L0-gradient alternating MAP
+    (:func:`cbid_meta.baselines.l0_map.refine_kernel`) on the ``refine_levels``
+    finest levels of its √2 pyramid before the final image is made.
+
     ``coarsest_scale`` = -1 picks S0 from the kernel and image size.
     ``use_cross`` / ``progressive`` / ``multiscale`` switch off parts of the
     method for the ablations.
@@ -105,6 +111,9 @@ class ScheduleConfig:
     lr_decay: float = 0.1  # lr multiplied by this factor (cosine) over the final stage
     final_method: str = "inr"
     nonblind_lam: float = 5000.0
+    refine_levels: int = 0  # >0: polish the INR kernel by L0 alternating MAP on this many finest levels
+    refine_iters: int = 10
+    refine_trim: float = 0.0  # >0: first cut the support to the taps above this fraction of the max (+2 px)
     use_cross: bool = True
     progressive: bool = True
     multiscale: bool = True

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cbid_meta.baselines import l0_deblur
-from cbid_meta.baselines.l0_map import center_kernel
+from cbid_meta.baselines.l0_map import center_kernel, refine_kernel, trim_support
 from cbid_meta.cli.main import main
 from cbid_meta.data import demo_pair
 from cbid_meta.errors import InputError
@@ -81,6 +81,27 @@ def test_l0_baseline_recovers_demo_kernel():
     assert kk.shape == (15, 15) and abs(kk.sum() - 1) < 1e-9 and kk.min() >= 0
     assert kernel_similarity(kk, k)["ncc"] > 0.7
     assert levin_scores(est, x, crop=10)["psnr"] > levin_scores(y, x, crop=10)["psnr"] + 2.0
+
+
+def test_trim_support_keeps_the_significant_taps():
+    k = np.zeros((21, 21))
+    k[9:12, 8:13] = 1.0  # 3x5 blob near the centre
+    k[0, 0] = 1e-4  # a faint tap far away is dropped
+    t = trim_support(k, thresh=0.05, margin=2)
+    assert t.shape == (9, 9) and abs(t.sum() - 1) < 1e-12
+    assert np.count_nonzero(t > 0.01) == 15
+
+
+def test_refine_kernel_improves_a_rough_estimate():
+    from scipy.ndimage import gaussian_filter
+
+    y, x, k = demo_pair(size=128, kernel_size=15)
+    rough = np.pad(gaussian_filter(k, 2.0), 5)  # blurred truth in a support 10 px too large
+    rough /= rough.sum()
+    kk = refine_kernel(y, rough, levels=3, iters=10, trim=0.05)
+    assert kk.shape == rough.shape and abs(kk.sum() - 1) < 1e-9 and kk.min() >= 0
+    before, after = kernel_similarity(rough, k)["ncc"], kernel_similarity(kk, k)["ncc"]
+    assert after > before + 0.05, (before, after)
 
 
 def test_bench_resume_skips_finished_pairs(tiny_set, tmp_path):

@@ -1,4 +1,6 @@
 """Optimiser, API and end-to-end tests (small images, few steps: the default suite stays fast)."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -96,14 +98,22 @@ def test_recipes_load_and_reject_typos(tmp_path):
 
 
 def test_end_to_end_gain_on_synthetic_image():
-    """Deblur the embedded demo (camera crop, known motion kernel): a real PSNR gain and a close kernel."""
+    """Deblur the embedded demo (camera crop, known motion kernel): a real PSNR gain and a close kernel.
+
+    Checked twice: the paper's INR pipeline alone (kernel polish off) and the
+    fast default with the L0 kernel polish.  On this tiny case (96 px, 9-px
+    kernel) the polish raises PSNR (30.1 -> 30.5 dB when written) but lowers
+    the kernel NCC (0.75 -> 0.66): it prunes the kernel's faint taps, hence
+    the lower kernel bound for the default."""
     y, x, k = demo_pair(size=96, kernel_size=9, seed=0)
+    before = levin_scores(y, x, crop=8)["psnr"]
     cfg = load_recipe("fast")
     cfg.kernel_size = 9
-    res = Deblurrer(cfg.with_total_steps(500, 2)).run(y)
-    before = levin_scores(y, x, crop=8)["psnr"]
-    after = levin_scores(res.image.astype(np.float64), x, crop=8)["psnr"]
-    ncc = kernel_similarity(res.kernel, k)["ncc"]
-    # passes since the fast recipe moved to lambda = 0.1 (it was a strict xfail at lambda = 1)
-    assert after > before + 1.0, (before, after)
-    assert ncc > 0.7, ncc
+    cfg = cfg.with_total_steps(500, 2)
+    inr_only = replace(cfg, schedule=replace(cfg.schedule, refine_levels=0))
+    for c, min_ncc in ((inr_only, 0.7), (cfg, 0.6)):
+        res = Deblurrer(c).run(y)
+        after = levin_scores(res.image.astype(np.float64), x, crop=8)["psnr"]
+        ncc = kernel_similarity(res.kernel, k)["ncc"]
+        assert after > before + 1.0, (c.schedule.refine_levels, before, after)
+        assert ncc > min_ncc, (c.schedule.refine_levels, ncc)

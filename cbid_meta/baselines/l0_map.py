@@ -28,7 +28,7 @@ from skimage.transform import resize
 
 from ..optim.nonblind import deconvolve, pad_and_taper, psf2otf
 
-__all__ = ["L0Config", "l0_kernel", "l0_deblur", "center_kernel"]
+__all__ = ["L0Config", "l0_kernel", "l0_deblur", "center_kernel", "trim_support", "refine_kernel"]
 
 
 @dataclass
@@ -42,6 +42,8 @@ class L0Config:
     beta_max: float = 1e5
     prune: float = 0.05
     nonblind_lam: float = 5000.0
+    init_lam_factor: float = 1.0  # λ multiplier when starting from a given kernel
+    cg_iters: int = 20  # >0: kernel least squares on the support by conjugate gradients (else unconstrained Fourier + crop)
 
 
 def _grad_otfs(shape):
@@ -68,14 +70,40 @@ def _l0_image(Y: np.ndarray, K: np.ndarray, Dx: np.ndarray, Dy: np.ndarray, lam:
     return x
 
 
-def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float, prune: float) -> np.ndarray:
+def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float, prune: float, k_prev: np.ndarray | None = None, cg_iters: int = 0) -> np.ndarray:
     X, Yf = np.fft.fft2(x), np.fft.fft2(yp)
     Xx, Xy, Yx, Yy = Dx * X, Dy * X, Dx * Yf, Dy * Yf
     num = np.conj(Xx) * Yx + np.conj(Xy) * Yy
     den = np.abs(Xx) ** 2 + np.abs(Xy) ** 2 + gamma
-    a = np.real(np.fft.ifft2(num / den))
     c = (size - 1) // 2
-    k = np.roll(a, (c, c), axis=(0, 1))[:size, :size].copy()
+
+    def crop(F):  # adjoint of psf2otf: the support's taps of a spectrum
+        return np.roll(np.real(np.fft.ifft2(F)), (c, c), axis=(0, 1))[:size, :size]
+
+    if cg_iters > 0 and k_prev is not None and k_prev.shape == (size, size):
+        # least squares restricted to the support (Pan et al.'s conjugate gradients)
+        M = den - gamma
+        b = crop(num)
+
+        def A(k):
+            return crop(M * psf2otf(k, yp.shape)) + gamma * k
+
+        k = k_prev.copy()
+        r = b - A(k)
+        p = r.copy()
+        rs = float((r * r).sum())
+        for _ in range(cg_iters):
+            Ap = A(p)
+            alpha = rs / max(float((p * Ap).sum()), 1e-30)
+            k += alpha * p
+            r -= alpha * Ap
+            rs_new = float((r * r).sum())
+            if rs_new < 1e-20:
+                break
+            p = r + (rs_new / rs) * p
+            rs = rs_new
+    else:
+        k = crop(num / den).copy()
     k[k < 0] = 0.0
     if k.max() <= 0:
         k = np.zeros((size, size))
@@ -90,14 +118,21 @@ def _odd(n: float) -> int:
     return n if n % 2 else n + 1
 
 
-def l0_kernel(y: np.ndarray, config: L0Config | None = None) -> np.ndarray:
-    """Estimate the blur kernel of the gray image ``y`` (float in [0, 1])."""
+def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray | None = None, levels: int | None = None) -> np.ndarray:
+    """Estimate the blur kernel of the gray image ``y`` (float in [0, 1]).
+
+    ``k_init`` starts the alternation from a given kernel (any odd size; it
+    sets the support) on the ``levels`` finest pyramid levels only (default
+    all): this is how the INR method's kernel is refined
+    (:func:`refine_kernel`)."""
     cfg = config or L0Config()
     y = np.asarray(y, dtype=np.float64)
-    size = _odd(cfg.kernel_size)
+    size = _odd(cfg.kernel_size if k_init is None else k_init.shape[0])
     n_levels = max(1, int(np.ceil(np.log(size / 3.0) / np.log(cfg.levels_ratio))) + 1)
-    k = None
-    lam = cfg.lam
+    if levels is not None:
+        n_levels = max(1, min(n_levels, levels))
+    k = None if k_init is None else np.asarray(k_init, dtype=np.float64)
+    lam = cfg.lam * cfg.init_lam_factor if k_init is not None else cfg.lam
     for level in range(n_levels - 1, -1, -1):
         scale = cfg.levels_ratio ** (-level)
         ks = _odd(size * scale) if level else size
@@ -116,7 +151,7 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None) -> np.ndarray:
         lam_l = lam
         for _ in range(cfg.iters):
             x = _l0_image(Y, psf2otf(k, yp.shape), Dx, Dy, lam_l, cfg.beta_max)
-            k = _kernel_step(x, yp, Dx, Dy, ks, cfg.gamma, cfg.prune)
+            k = _kernel_step(x, yp, Dx, Dy, ks, cfg.gamma, cfg.prune, k, cfg.cg_iters)
             lam_l = max(lam_l / 1.1, cfg.lam_min)
     return center_kernel(k)
 
@@ -135,6 +170,33 @@ def center_kernel(k: np.ndarray) -> np.ndarray:
     src = k[max(dy, 0) : n + min(dy, 0), max(dx, 0) : n + min(dx, 0)]
     out[max(-dy, 0) : max(-dy, 0) + src.shape[0], max(-dx, 0) : max(-dx, 0) + src.shape[1]] = src
     return out / out.sum()
+
+
+def trim_support(k: np.ndarray, thresh: float = 0.05, margin: int = 2) -> np.ndarray:
+    """Centre ``k`` and cut it to the smallest odd square holding every tap above
+    ``thresh`` × max, plus ``margin`` px (never larger than ``k``); sums to 1."""
+    k = center_kernel(np.asarray(k, dtype=np.float64))
+    c = k.shape[0] // 2
+    yy, xx = np.nonzero(k > thresh * k.max())
+    r = min(int(max(np.abs(yy - c).max(), np.abs(xx - c).max())) + margin, c)
+    k = k[c - r : c + r + 1, c - r : c + r + 1]
+    return k / k.sum()
+
+
+def refine_kernel(y: np.ndarray, k_init: np.ndarray, levels: int = 2, iters: int = 10, trim: float = 0.0, config: L0Config | None = None) -> np.ndarray:
+    """Polish a kernel estimate by L0 alternating MAP started from it.
+
+    ``y``: gray image in [0, 1]; ``k_init``: odd square kernel (its size is the
+    support, or — with ``trim`` > 0 — it is first cut by :func:`trim_support`);
+    the alternation runs on the ``levels`` finest levels of the √2 pyramid with
+    ``iters`` iterations each.  Returns a centred kernel of the input's size."""
+    n = k_init.shape[0]
+    k = trim_support(k_init, trim) if trim > 0 else np.asarray(k_init, dtype=np.float64)
+    cfg = config or L0Config()
+    cfg.iters = iters
+    k = l0_kernel(y, cfg, k_init=k, levels=levels)
+    p = (n - k.shape[0]) // 2
+    return np.pad(k, p) if p > 0 else k
 
 
 def l0_deblur(y: np.ndarray, kernel_size: int = 31, config: L0Config | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -42,9 +42,10 @@ from .datasets import BenchItem
 __all__ = ["METHODS", "DEFAULT_METHODS", "run_bench", "summarize", "peak_meter"]
 
 #: Order of the summary table.
-DEFAULT_METHODS = ("full", "no_cross", "single_scale", "no_progressive", "l0_map", "blurry", "true_kernel")
+DEFAULT_METHODS = ("full", "no_refine", "no_cross", "single_scale", "no_progressive", "l0_map", "l0_map_margin", "blurry", "true_kernel")
 INR_SWITCHES = {
     "full": {},
+    "no_refine": {"refine_levels": 0},
     "no_cross": {"use_cross": False},
     "single_scale": {"multiscale": False},
     "no_progressive": {"progressive": False},
@@ -116,10 +117,11 @@ def run_method(method: str, item: BenchItem, st: BenchSettings) -> tuple[np.ndar
         from ..optim.nonblind import deconvolve
 
         return deconvolve(item.blurry, item.kernel), item.kernel, {}
-    if method == "l0_map":
+    if method in ("l0_map", "l0_map_margin"):
         from ..baselines import l0_deblur
 
-        x, k = l0_deblur(item.blurry, kernel_size=_support(item, st, 0))
+        margin = st.kernel_margin if method == "l0_map_margin" else 0
+        x, k = l0_deblur(item.blurry, kernel_size=_support(item, st, margin))
         return x, k, {"kernel_size": k.shape[0]}
     if method in INR_SWITCHES:
         from dataclasses import replace

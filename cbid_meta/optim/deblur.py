@@ -283,6 +283,13 @@ class Deblurrer:
             x0, k0 = render(0)
         c0 = pyr.half(0)
         kernel = prob.kernel_estimate(k0)
+        if cfg.schedule.refine_levels > 0:
+            from ..baselines.l0_map import refine_kernel
+
+            t_ref = time.perf_counter()
+            gray = y_t[0].mean(0).detach().cpu().double().numpy()
+            kernel = refine_kernel(gray, kernel, cfg.schedule.refine_levels, cfg.schedule.refine_iters, cfg.schedule.refine_trim)
+            refine_seconds = time.perf_counter() - t_ref
         if cfg.schedule.final_method == "nonblind":
             image = _nonblind(y_t, kernel, cfg.schedule.nonblind_lam).astype(np.float32)
         else:
@@ -295,6 +302,7 @@ class Deblurrer:
             "stages": [st.__dict__ for st in stages],
             "steps": step,
             "final_method": cfg.schedule.final_method,
+            "refine_seconds": refine_seconds if cfg.schedule.refine_levels > 0 else 0.0,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
         }
