@@ -95,7 +95,9 @@ class ScheduleConfig:
     ``refine_levels`` > 0 the INR kernel starts ``refine_iters`` iterations per
     level of the classical L0-gradient alternating MAP
     (:func:`cbid_meta.baselines.l0_map.refine_kernel`) on the ``refine_levels``
-    finest levels of its √2 pyramid before the final image is made.
+    finest levels of its √2 pyramid (a number ≥ its depth: every level)
+    before the final image is made (``docs/design.md`` §7).  With
+    ``final_method = "inr"`` only the returned kernel is the polished one.
 
     ``coarsest_scale`` = -1 picks S0 from the kernel and image size.
     ``use_cross`` / ``progressive`` / ``multiscale`` switch off parts of the

@@ -20,7 +20,7 @@ Everything is periodic (FFT) on a symmetric-padded, edge-tapered canvas.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.fft import next_fast_len
@@ -192,8 +192,7 @@ def refine_kernel(y: np.ndarray, k_init: np.ndarray, levels: int = 2, iters: int
     ``iters`` iterations each.  Returns a centred kernel of the input's size."""
     n = k_init.shape[0]
     k = trim_support(k_init, trim) if trim > 0 else np.asarray(k_init, dtype=np.float64)
-    cfg = config or L0Config()
-    cfg.iters = iters
+    cfg = replace(config or L0Config(), iters=iters)
     k = l0_kernel(y, cfg, k_init=k, levels=levels)
     p = (n - k.shape[0]) // 2
     return np.pad(k, p) if p > 0 else k
