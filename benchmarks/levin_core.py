@@ -116,8 +116,6 @@ def main(argv=None) -> int:
     return 0
 
 
-
-
 def report(df: pd.DataFrame, meta: dict, a) -> None:
     """Write the markdown summary (``<out>.md``) and the section of ``benchmarks/README.md``."""
     summary = {

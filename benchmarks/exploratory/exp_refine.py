@@ -2,17 +2,8 @@ import sys, time, json, numpy as np
 from pathlib import Path
 from cbid_meta.evaluation.datasets import load_dataset
 from cbid_meta.evaluation.bench import score
-from cbid_meta.baselines.l0_map import L0Config, l0_kernel, center_kernel
+from cbid_meta.baselines.l0_map import L0Config, l0_kernel, trim_support
 from cbid_meta.optim.nonblind import deconvolve
-
-def trim(k, thresh=0.05, margin=2):
-    k = center_kernel(k)
-    n = k.shape[0]; c = n // 2
-    yy, xx = np.nonzero(k > thresh * k.max())
-    r = int(max(np.abs(yy - c).max(), np.abs(xx - c).max())) + margin
-    r = min(r, c)
-    k = k[c - r:c + r + 1, c - r:c + r + 1]
-    return k / k.sum()
 
 cache = Path(sys.argv[1]); variant = json.loads(sys.argv[2]); names = sys.argv[3].split(",") if len(sys.argv) > 3 else None
 items = [it for it in load_dataset("levin") if names is None or it.name in names]
@@ -24,9 +15,9 @@ for it in items:
     t = time.perf_counter()
     k = k0
     if variant.get("trim") is not None:
-        k = trim(k, variant["trim"], variant.get("margin", 2))
+        k = trim_support(k, variant["trim"], variant.get("margin", 2))
     if variant.get("levels", 0) > 0:
-        cfg = L0Config(iters=variant.get("iters", 10), init_lam_factor=variant.get("lamf", 1.0), prune=variant.get("prune", 0.05), gamma=variant.get("gamma", 2.0), cg_iters=variant.get("cg", 0))
+        cfg = L0Config(iters=variant.get("iters", 10), prune=variant.get("prune", 0.05), gamma=variant.get("gamma", 2.0), cg_iters=variant.get("cg", 0))
         k = l0_kernel(it.blurry, cfg, k_init=k, levels=variant["levels"])
     x = deconvolve(it.blurry, k)
     s = score(it, x, k, None)

@@ -42,7 +42,6 @@ class L0Config:
     beta_max: float = 1e5
     prune: float = 0.05
     nonblind_lam: float = 5000.0
-    init_lam_factor: float = 1.0  # λ multiplier when starting from a given kernel
     cg_iters: int = 20  # >0: kernel least squares on the support by conjugate gradients (else unconstrained Fourier + crop)
 
 
@@ -74,7 +73,7 @@ def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float,
     X, Yf = np.fft.fft2(x), np.fft.fft2(yp)
     Xx, Xy, Yx, Yy = Dx * X, Dy * X, Dx * Yf, Dy * Yf
     num = np.conj(Xx) * Yx + np.conj(Xy) * Yy
-    den = np.abs(Xx) ** 2 + np.abs(Xy) ** 2 + gamma
+    M = np.abs(Xx) ** 2 + np.abs(Xy) ** 2
     c = (size - 1) // 2
 
     def crop(F):  # adjoint of psf2otf: the support's taps of a spectrum
@@ -82,7 +81,6 @@ def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float,
 
     if cg_iters > 0 and k_prev is not None and k_prev.shape == (size, size):
         # least squares restricted to the support (Pan et al.'s conjugate gradients)
-        M = den - gamma
         b = crop(num)
 
         def A(k):
@@ -103,7 +101,7 @@ def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float,
             p = r + (rs_new / rs) * p
             rs = rs_new
     else:
-        k = crop(num / den).copy()
+        k = crop(num / (M + gamma)).copy()
     k[k < 0] = 0.0
     if k.max() <= 0:
         k = np.zeros((size, size))
@@ -132,7 +130,7 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray 
     if levels is not None:
         n_levels = max(1, min(n_levels, levels))
     k = None if k_init is None else np.asarray(k_init, dtype=np.float64)
-    lam = cfg.lam * cfg.init_lam_factor if k_init is not None else cfg.lam
+    lam = cfg.lam
     for level in range(n_levels - 1, -1, -1):
         scale = cfg.levels_ratio ** (-level)
         ks = _odd(size * scale) if level else size

@@ -283,6 +283,7 @@ class Deblurrer:
             x0, k0 = render(0)
         c0 = pyr.half(0)
         kernel = prob.kernel_estimate(k0)
+        refine_seconds = 0.0
         if cfg.schedule.refine_levels > 0:
             from ..baselines.l0_map import refine_kernel
 
@@ -302,7 +303,7 @@ class Deblurrer:
             "stages": [st.__dict__ for st in stages],
             "steps": step,
             "final_method": cfg.schedule.final_method,
-            "refine_seconds": refine_seconds if cfg.schedule.refine_levels > 0 else 0.0,
+            "refine_seconds": refine_seconds,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
         }
