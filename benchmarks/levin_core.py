@@ -64,6 +64,8 @@ def _one(args):
         "peak_mib": peak_rss_mib(),
         "steps": res.info["steps"],
         "threads": torch.get_num_threads(),
+        "refine_seconds": res.info.get("refine_seconds", 0.0),
+        "refine_choice": (res.info.get("refine_choice") or {}).get("chosen", ""),
     }
 
 
@@ -98,6 +100,7 @@ def main(argv=None) -> int:
     partial = a.out.with_suffix(a.out.suffix + ".partial")
     done = pd.read_csv(partial) if partial.exists() else pd.DataFrame()
     todo = [n for n in names if done.empty or n not in set(done["image"])]
+    prov = provenance()  # the revision that runs (the tree may change while it runs)
     ctx = mp.get_context("spawn")
     rows = [] if done.empty else done.to_dict("records")
     for i, name in enumerate(todo):
@@ -109,11 +112,27 @@ def main(argv=None) -> int:
               f"kernel NCC {row['kernel_ncc']:.3f}, {row['seconds']:.1f} s, {row['peak_mib']:.0f} MiB", flush=True)
     df = pd.DataFrame(rows)
     df = df[df["image"].isin(names)].sort_values("image").reset_index(drop=True)
-    meta = provenance() | {"recipe": a.recipe, "seed": a.seed, "steps": a.steps or "recipe", "kernel_margin": a.kernel_margin}
+    meta = prov | {"recipe": a.recipe, "seed": a.seed, "steps": a.steps or "recipe", "kernel_margin": a.kernel_margin}
     write_table(df, a.out, meta)
     partial.unlink(missing_ok=True)
     report(df, meta, a)
     return 0
+
+
+def _halves(df: pd.DataFrame) -> dict:
+    """Mean PSNR on the two halves of Levin: images imI_kernelJ with I+J even
+    (the half the session-3/4 exploratory sweeps tuned the kernel polish on)
+    and with I+J odd (never used for tuning)."""
+    ij = df["image"].str.extract(r"im(\d+)_kernel(\d+)").astype(float)
+    if ij.isna().any().any():
+        return {}
+    even = ((ij[0] + ij[1]) % 2 == 0).to_numpy()
+    out = {}
+    if even.any():
+        out["mean PSNR, I+J even (tuning half) (dB)"] = df["psnr"][even].mean()
+    if (~even).any():
+        out["mean PSNR, I+J odd (held-out half) (dB)"] = df["psnr"][~even].mean()
+    return out
 
 
 def report(df: pd.DataFrame, meta: dict, a) -> None:
@@ -126,6 +145,7 @@ def report(df: pd.DataFrame, meta: dict, a) -> None:
         "mean error ratio": df["error_ratio"].mean(),
         "error ratio <= 3 (%)": 100 * (df["error_ratio"] <= 3).mean(),
         "mean kernel NCC": df["kernel_ncc"].mean(),
+        **_halves(df),
         "median seconds": df["seconds"].median(),
         "max peak MiB": df["peak_mib"].max(),
     }

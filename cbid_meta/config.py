@@ -97,6 +97,10 @@ class ScheduleConfig:
     (:func:`cbid_meta.baselines.l0_map.refine_kernel`) on the ``refine_levels``
     finest levels of its √2 pyramid (a number ≥ its depth: every level)
     before the final image is made (``docs/design.md`` §7).  With
+    ``refine_bound`` a second kernel is estimated by the same MAP from
+    scratch on the full ``kernel_size`` support, and the one whose
+    deconvolution has the lower L1/L2 gradient ratio is kept
+    (:func:`cbid_meta.baselines.l0_map.select_kernel`).  With
     ``final_method = "inr"`` only the returned kernel is the polished one.
 
     ``coarsest_scale`` = -1 picks S0 from the kernel and image size.
@@ -116,6 +120,7 @@ class ScheduleConfig:
     refine_levels: int = 0  # >0: polish the INR kernel by L0 alternating MAP on this many finest levels
     refine_iters: int = 10
     refine_trim: float = 0.0  # >0: first cut the support to the taps above this fraction of the max (+2 px)
+    refine_bound: bool = False  # also estimate by L0 MAP on the full kernel_size support; keep the sparser deconvolution
     use_cross: bool = True
     progressive: bool = True
     multiscale: bool = True

@@ -8,8 +8,10 @@ gradient-only form).  At every level of a √2 image pyramid it alternates
   by half-quadratic splitting (hard-thresholded auxiliary gradients, an FFT
   solve per β, β doubling from 2λ to ``beta_max``);
 * **kernel step** — :math:`\min_k \|\nabla x\otimes k - \nabla y\|^2 + \gamma\|k\|^2`
-  in closed form in the Fourier domain, then non-negativity, removal of taps
-  below ``prune`` × max and renormalisation to sum 1;
+  on the support by conjugate gradients, then non-negativity, removal of taps
+  below ``prune`` × max, removal of the 8-connected pieces of the kernel
+  holding less than ``component_mass`` of its mass (Pan et al.'s clean-up:
+  a motion path is one connected curve) and renormalisation to sum 1;
 
 with λ shrinking by 1/1.1 per iteration, and the kernel is upsampled to the
 next finer level.  The final image is the hyper-Laplacian non-blind
@@ -28,7 +30,7 @@ from skimage.transform import resize
 
 from ..optim.nonblind import deconvolve, pad_and_taper, psf2otf
 
-__all__ = ["L0Config", "l0_kernel", "l0_deblur", "center_kernel", "trim_support", "refine_kernel"]
+__all__ = ["L0Config", "l0_kernel", "l0_deblur", "center_kernel", "trim_support", "refine_kernel", "drop_small_components", "gradient_sparsity", "select_kernel"]
 
 
 @dataclass
@@ -43,6 +45,7 @@ class L0Config:
     prune: float = 0.05
     nonblind_lam: float = 5000.0
     cg_iters: int = 20  # >0: kernel least squares on the support by conjugate gradients (else unconstrained Fourier + crop)
+    component_mass: float = 0.1  # >0: drop 8-connected kernel pieces holding less than this fraction of the mass
 
 
 def _grad_otfs(shape):
@@ -69,7 +72,24 @@ def _l0_image(Y: np.ndarray, K: np.ndarray, Dx: np.ndarray, Dy: np.ndarray, lam:
     return x
 
 
-def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float, prune: float, k_prev: np.ndarray | None = None, cg_iters: int = 0) -> np.ndarray:
+def drop_small_components(k: np.ndarray, min_mass: float) -> np.ndarray:
+    """Zero the 8-connected pieces of the non-negative kernel ``k`` whose taps sum
+    to less than ``min_mass`` × its total, renormalise to sum 1 (the largest
+    piece is always kept)."""
+    from scipy import ndimage
+
+    k = np.asarray(k, dtype=np.float64).copy()
+    total = k.sum()
+    labels, n = ndimage.label(k > 0, structure=np.ones((3, 3)))
+    if n > 1 and total > 0:
+        mass = np.asarray(ndimage.sum(k, labels, index=np.arange(1, n + 1))) / total
+        small = mass < min_mass
+        small[int(np.argmax(mass))] = False
+        k[np.isin(labels, np.flatnonzero(small) + 1)] = 0.0
+    return k / max(k.sum(), 1e-30)
+
+
+def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float, prune: float, k_prev: np.ndarray | None = None, cg_iters: int = 0, component_mass: float = 0.0) -> np.ndarray:
     X, Yf = np.fft.fft2(x), np.fft.fft2(yp)
     Xx, Xy, Yx, Yy = Dx * X, Dy * X, Dx * Yf, Dy * Yf
     num = np.conj(Xx) * Yx + np.conj(Xy) * Yy
@@ -108,6 +128,8 @@ def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float,
         k[c, c] = 1.0
         return k
     k[k < prune * k.max()] = 0.0
+    if component_mass > 0:
+        return drop_small_components(k, component_mass)
     return k / k.sum()
 
 
@@ -149,7 +171,7 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray 
         lam_l = lam
         for _ in range(cfg.iters):
             x = _l0_image(Y, psf2otf(k, yp.shape), Dx, Dy, lam_l, cfg.beta_max)
-            k = _kernel_step(x, yp, Dx, Dy, ks, cfg.gamma, cfg.prune, k, cfg.cg_iters)
+            k = _kernel_step(x, yp, Dx, Dy, ks, cfg.gamma, cfg.prune, k, cfg.cg_iters, cfg.component_mass)
             lam_l = max(lam_l / 1.1, cfg.lam_min)
     return center_kernel(k)
 
@@ -194,6 +216,32 @@ def refine_kernel(y: np.ndarray, k_init: np.ndarray, levels: int = 2, iters: int
     k = l0_kernel(y, cfg, k_init=k, levels=levels)
     p = (n - k.shape[0]) // 2
     return np.pad(k, p) if p > 0 else k
+
+
+def gradient_sparsity(x: np.ndarray, crop: int = 0) -> float:
+    """Krishnan et al.'s normalised sparsity ‖∇x‖₁ / ‖∇x‖₂ of the forward
+    differences of ``x``, ``crop`` px of border left out (lower = sharper; a
+    wrong kernel leaves blur or ringing, both of which raise it)."""
+    x = np.asarray(x, dtype=np.float64)
+    gx, gy = np.diff(x, axis=1), np.diff(x, axis=0)
+    if crop > 0:
+        gx, gy = gx[crop:-crop, crop:-crop], gy[crop:-crop, crop:-crop]
+    g = np.concatenate([gx.ravel(), gy.ravel()])
+    return float(np.abs(g).sum() / max(np.sqrt((g * g).sum()), 1e-30))
+
+
+def select_kernel(y: np.ndarray, kernels: list[np.ndarray], nonblind_lam: float = 5000.0, crop: int | None = None) -> tuple[int, list[float]]:
+    """Pick among candidate kernels of the gray image ``y`` the one whose
+    hyper-Laplacian deconvolution is sparsest (:func:`gradient_sparsity`).
+
+    Returns ``(index, scores)``; ``crop`` defaults to half the largest kernel
+    plus 5 px (the borders carry boundary artefacts, not kernel errors)."""
+    if crop is None:
+        crop = max(k.shape[0] for k in kernels) // 2 + 5
+    crop = min(crop, max(0, min(y.shape) // 2 - 2))
+    y = np.asarray(y, dtype=np.float64)
+    scores = [gradient_sparsity(deconvolve(y, k, lam=nonblind_lam), crop) for k in kernels]
+    return int(np.argmin(scores)), scores
 
 
 def l0_deblur(y: np.ndarray, kernel_size: int = 31, config: L0Config | None = None) -> tuple[np.ndarray, np.ndarray]:

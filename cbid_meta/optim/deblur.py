@@ -284,12 +284,20 @@ class Deblurrer:
         c0 = pyr.half(0)
         kernel = prob.kernel_estimate(k0)
         refine_seconds = 0.0
+        refine_choice = None
         if cfg.schedule.refine_levels > 0:
             from ..baselines.l0_map import refine_kernel
 
             t_ref = time.perf_counter()
             gray = y_t[0].mean(0).detach().cpu().double().numpy()
             kernel = refine_kernel(gray, kernel, cfg.schedule.refine_levels, cfg.schedule.refine_iters, cfg.schedule.refine_trim)
+            if cfg.schedule.refine_bound:
+                from ..baselines.l0_map import L0Config, l0_kernel, select_kernel
+
+                k_bound = l0_kernel(gray, L0Config(kernel_size=kernel.shape[0], iters=cfg.schedule.refine_iters))
+                pick, scores = select_kernel(gray, [kernel, k_bound], cfg.schedule.nonblind_lam)
+                kernel = (kernel, k_bound)[pick]
+                refine_choice = {"chosen": ("inr", "bound")[pick], "sparsity_inr": scores[0], "sparsity_bound": scores[1]}
             refine_seconds = time.perf_counter() - t_ref
         if cfg.schedule.final_method == "nonblind":
             image = _nonblind(y_t, kernel, cfg.schedule.nonblind_lam).astype(np.float32)
@@ -304,6 +312,7 @@ class Deblurrer:
             "steps": step,
             "final_method": cfg.schedule.final_method,
             "refine_seconds": refine_seconds,
+            "refine_choice": refine_choice,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
         }
