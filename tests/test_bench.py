@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cbid_meta.baselines import l0_deblur
-from cbid_meta.baselines.l0_map import center_kernel, refine_kernel, trim_support
+from cbid_meta.baselines.l0_map import center_kernel, drop_small_components, gradient_sparsity, refine_kernel, select_kernel, trim_support
 from cbid_meta.cli.main import main
 from cbid_meta.data import demo_pair
 from cbid_meta.errors import InputError
@@ -102,6 +102,39 @@ def test_refine_kernel_improves_a_rough_estimate():
     assert kk.shape == rough.shape and abs(kk.sum() - 1) < 1e-9 and kk.min() >= 0
     before, after = kernel_similarity(rough, k)["ncc"], kernel_similarity(kk, k)["ncc"]
     assert after > before + 0.05, (before, after)
+
+
+def test_drop_small_components_keeps_the_main_path():
+    k = np.zeros((15, 15))
+    k[7, 3:12] = 1.0  # a 9-tap motion path: 90 % of the mass
+    k[1, 1] = 0.5  # two isolated specks, 5 % each
+    k[13, 12] = 0.5
+    out = drop_small_components(k, 0.1)
+    assert abs(out.sum() - 1) < 1e-12
+    assert out[1, 1] == 0 and out[13, 12] == 0 and np.count_nonzero(out) == 9
+    # a threshold above every piece still keeps the largest one
+    assert np.count_nonzero(drop_small_components(k, 0.95)) == 9
+    # a diagonal (8-connected) path is one piece
+    d = np.eye(9)
+    assert np.count_nonzero(drop_small_components(d, 0.5)) == 9
+
+
+def test_gradient_sparsity_is_lower_for_the_sharp_image():
+    from scipy.ndimage import uniform_filter
+
+    y, x, k = demo_pair(size=128, kernel_size=15)
+    assert gradient_sparsity(x, 10) < gradient_sparsity(y, 10) - 1.0
+    assert gradient_sparsity(x, 10) < gradient_sparsity(uniform_filter(x, 3), 10)
+
+
+def test_select_kernel_prefers_the_true_support_over_a_too_small_one():
+    y, x, k = demo_pair(size=128, kernel_size=15, noise=0.005)
+    small = center_kernel(k)[4:11, 4:11].copy()  # the truth cut to its central 7 px
+    small = np.pad(small / small.sum(), 4)
+    pick, scores = select_kernel(y, [small, k])
+    assert pick == 1 and scores[1] < scores[0], scores
+    pick, scores = select_kernel(y, [k, small])
+    assert pick == 0
 
 
 def test_bench_resume_skips_finished_pairs(tiny_set, tmp_path):

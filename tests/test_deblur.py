@@ -104,7 +104,9 @@ def test_end_to_end_gain_on_synthetic_image():
     fast default with the L0 kernel polish.  On this tiny case (96 px, 9-px
     kernel) the polish raises PSNR (30.1 -> 30.5 dB when written) but lowers
     the kernel NCC (0.75 -> 0.66): it prunes the kernel's faint taps, hence
-    the lower kernel bound for the default."""
+    the lower kernel bound for the default.  The default also estimates a
+    kernel on the full support and keeps the sparser deconvolution; the test
+    checks that the choice is recorded and consistent with its scores."""
     y, x, k = demo_pair(size=96, kernel_size=9, seed=0)
     before = levin_scores(y, x, crop=8)["psnr"]
     cfg = load_recipe("fast")
@@ -117,3 +119,9 @@ def test_end_to_end_gain_on_synthetic_image():
         ncc = kernel_similarity(res.kernel, k)["ncc"]
         assert after > before + 1.0, (c.schedule.refine_levels, before, after)
         assert ncc > min_ncc, (c.schedule.refine_levels, ncc)
+        choice = res.info["refine_choice"]
+        if c.schedule.refine_bound and c.schedule.refine_levels:
+            assert choice["chosen"] in ("inr", "bound")
+            assert min(choice["sparsity_inr"], choice["sparsity_bound"]) == choice[f"sparsity_{choice['chosen']}"]
+        else:
+            assert choice is None
