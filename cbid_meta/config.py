@@ -120,7 +120,7 @@ class ScheduleConfig:
     refine_levels: int = 0  # >0: polish the INR kernel by L0 alternating MAP on this many finest levels
     refine_iters: int = 10
     refine_trim: float = 0.0  # >0: first cut the support to the taps above this fraction of the max (+2 px)
-    refine_bound: bool = False  # also estimate by L0 MAP on the full kernel_size support; keep the sparser deconvolution
+    refine_bound: bool = False  # with refine_levels > 0: also estimate by L0 MAP on the full kernel_size support; keep the sparser deconvolution
     use_cross: bool = True
     progressive: bool = True
     multiscale: bool = True

@@ -286,14 +286,12 @@ class Deblurrer:
         refine_seconds = 0.0
         refine_choice = None
         if cfg.schedule.refine_levels > 0:
-            from ..baselines.l0_map import refine_kernel
+            from ..baselines.l0_map import L0Config, l0_kernel, refine_kernel, select_kernel
 
             t_ref = time.perf_counter()
             gray = y_t[0].mean(0).detach().cpu().double().numpy()
             kernel = refine_kernel(gray, kernel, cfg.schedule.refine_levels, cfg.schedule.refine_iters, cfg.schedule.refine_trim)
             if cfg.schedule.refine_bound:
-                from ..baselines.l0_map import L0Config, l0_kernel, select_kernel
-
                 k_bound = l0_kernel(gray, L0Config(kernel_size=kernel.shape[0], iters=cfg.schedule.refine_iters))
                 pick, scores = select_kernel(gray, [kernel, k_bound], cfg.schedule.nonblind_lam)
                 kernel = (kernel, k_bound)[pick]
