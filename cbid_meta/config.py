@@ -101,6 +101,14 @@ class ScheduleConfig:
     scratch on the full ``kernel_size`` support, and the one whose
     deconvolution has the lower L1/L2 gradient ratio is kept
     (:func:`cbid_meta.baselines.l0_map.select_kernel`).  With
+    ``refine_alt_prune`` > 0 each of these kernels is estimated a second time
+    with that per-iteration prune fraction instead of
+    :attr:`L0Config.prune <cbid_meta.baselines.l0_map.L0Config>` when the
+    support is at least ``refine_alt_min_size`` px (faint, long motion paths
+    survive a lower prune; on short kernels the extra candidates were
+    measured to hurt), and with ``refine_max_taps`` > 0
+    a candidate with more than that many non-zero taps per pixel of support
+    side is not a motion path and is passed over (``docs/design.md`` §9).  With
     ``final_method = "inr"`` only the returned kernel is the polished one.
 
     ``coarsest_scale`` = -1 picks S0 from the kernel and image size.
@@ -121,6 +129,9 @@ class ScheduleConfig:
     refine_iters: int = 10
     refine_trim: float = 0.0  # >0: first cut the support to the taps above this fraction of the max (+2 px)
     refine_bound: bool = False  # with refine_levels > 0: also estimate by L0 MAP on the full kernel_size support; keep the sparser deconvolution
+    refine_alt_prune: float = 0.0  # >0: every hypothesis is also estimated with this L0 prune fraction (more candidates)
+    refine_alt_min_size: int = 25  # the alternative prune only for supports of at least this many px (short kernels have no faint tails)
+    refine_max_taps: float = 0.0  # >0: candidates with more than this × support side non-zero taps are passed over (unless all are)
     use_cross: bool = True
     progressive: bool = True
     multiscale: bool = True

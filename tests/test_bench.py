@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cbid_meta.baselines import l0_deblur
-from cbid_meta.baselines.l0_map import center_kernel, drop_small_components, gradient_sparsity, refine_kernel, select_kernel, trim_support
+from cbid_meta.baselines.l0_map import center_kernel, drop_small_components, gradient_sparsity, is_path_like, refine_kernel, salient_threshold, select_kernel, trim_support
 from cbid_meta.cli.main import main
 from cbid_meta.data import demo_pair
 from cbid_meta.errors import InputError
@@ -135,6 +135,39 @@ def test_select_kernel_prefers_the_true_support_over_a_too_small_one():
     assert pick == 1 and scores[1] < scores[0], scores
     pick, scores = select_kernel(y, [k, small])
     assert pick == 0
+
+
+def test_select_kernel_passes_over_kernels_that_are_not_paths():
+    y, x, k = demo_pair(size=128, kernel_size=15, noise=0.005)
+    delta = np.zeros_like(k)
+    delta[7, 7] = 1.0
+    n = np.count_nonzero(k)
+    assert is_path_like(k, n / 15) and not is_path_like(k, (n - 1) / 15) and is_path_like(delta, 0.1)
+    pick, scores = select_kernel(y, [k, delta])
+    assert pick == 0 and scores[0] < scores[1]
+    # the true kernel has more taps than allowed: the delta is kept although its score is worse
+    pick2, scores2 = select_kernel(y, [k, delta], max_taps=(n - 1) / 15)
+    assert pick2 == 1 and scores2 == scores
+    # every candidate fails: the guard is ignored
+    assert select_kernel(y, [k, delta], max_taps=0.01)[0] == 0
+
+
+def test_salient_threshold_is_the_tightest_four_orientation_count():
+    rng = np.random.default_rng(0)
+    y = rng.random((64, 64))
+    px, py = y[:-1, 1:] - y[:-1, :-1], y[1:, :-1] - y[:-1, :-1]
+    pm = px**2 + py**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pd = np.arctan(py / px)
+    q = np.pi / 4
+    bins = [(pd >= lo) & (pd < hi) for lo, hi in ((0, q), (q, 2 * q), (-q, 0), (-2 * q, -q))]
+    t = salient_threshold(y, 5, r=20)
+    assert t > 0
+    counts = [int((pm[b] >= t).sum()) for b in bins]
+    assert min(counts) >= 100  # 20 × 5 pixels at least in every orientation
+    assert min(int((pm[b] > t).sum()) for b in bins) < 100  # and no larger threshold would do
+    # a bin with fewer pixels than asked for: no thresholding
+    assert salient_threshold(y[:8, :8], 5, r=20) == 0.0
 
 
 def test_bench_resume_skips_finished_pairs(tiny_set, tmp_path):

@@ -105,8 +105,9 @@ def test_end_to_end_gain_on_synthetic_image():
     kernel) the polish raises PSNR (30.1 -> 30.5 dB when written) but lowers
     the kernel NCC (0.75 -> 0.66): it prunes the kernel's faint taps, hence
     the lower kernel bound for the default.  The default also estimates a
-    kernel on the full support and keeps the sparser deconvolution; the test
-    checks that the choice is recorded and consistent with its scores."""
+    kernel on the full support, both also with a lower prune, and keeps the
+    sparser deconvolution among the path-like candidates; the test checks
+    that the choice is recorded and consistent with its scores."""
     y, x, k = demo_pair(size=96, kernel_size=9, seed=0)
     before = levin_scores(y, x, crop=8)["psnr"]
     cfg = load_recipe("fast")
@@ -121,7 +122,26 @@ def test_end_to_end_gain_on_synthetic_image():
         assert ncc > min_ncc, (c.schedule.refine_levels, ncc)
         choice = res.info["refine_choice"]
         if c.schedule.refine_bound and c.schedule.refine_levels:
-            assert choice["chosen"] in ("inr", "bound")
-            assert min(choice["sparsity_inr"], choice["sparsity_bound"]) == choice[f"sparsity_{choice['chosen']}"]
+            sp = choice["sparsity"]
+            assert set(sp) == {"inr", "bound"}  # a 9-px support: below refine_alt_min_size, no low-prune candidates
+            admitted = [n for n in sp if n not in choice["passed_over"]] or list(sp)
+            assert choice["chosen"] == min(admitted, key=sp.get), choice
         else:
             assert choice is None
+
+
+def test_low_prune_hypotheses_are_scored_and_guarded():
+    """With the alternative prune enabled for this support, four candidates are
+    scored, blobs are passed over, and the kept kernel is the sparsest admitted."""
+    y, x, k = demo_pair(size=96, kernel_size=9, seed=0)
+    cfg = load_recipe("fast")
+    cfg.kernel_size = 9
+    cfg = cfg.with_total_steps(40, 2)
+    cfg = replace(cfg, schedule=replace(cfg.schedule, refine_alt_min_size=9, refine_max_taps=2.0))
+    res = Deblurrer(cfg).run(y)
+    choice = res.info["refine_choice"]
+    sp = choice["sparsity"]
+    assert set(sp) == {"inr", "bound", "inr_prune0.02", "bound_prune0.02"}
+    admitted = [n for n in sp if n not in choice["passed_over"]] or list(sp)
+    assert choice["chosen"] == min(admitted, key=sp.get), choice
+    assert np.count_nonzero(res.kernel) <= 2.0 * 9 or len(admitted) == len(sp), choice

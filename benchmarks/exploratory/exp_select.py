@@ -1,4 +1,4 @@
-import sys, json, time, numpy as np
+import sys, json, numpy as np
 from pathlib import Path
 from scipy import ndimage
 from scipy.signal import fftconvolve
@@ -7,7 +7,8 @@ from cbid_meta.evaluation.datasets import load_dataset
 from cbid_meta.evaluation.bench import score
 from cbid_meta.optim.nonblind import deconvolve
 names = sys.argv[1].split(","); cache = Path(sys.argv[2] if len(sys.argv) > 2 else "runs/cache/full")
-out = Path("runs/kcache") / cache.name; out.mkdir(parents=True, exist_ok=True)
+over = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}  # L0Config overrides, e.g. '{"salient": 20}' (session 5)
+out = Path("runs/kcache") / (cache.name + "".join(f"_{a}{b}" for a, b in over.items())); out.mkdir(parents=True, exist_ok=True)
 orig = L._kernel_step
 def step(*a, **kw):
     k = orig(*a, **kw)
@@ -33,9 +34,9 @@ for it in load_dataset("levin"):
         f = out / f"{it.name}_{tag}.npy"
         if f.exists(): k = np.load(f)
         elif tr is None:
-            k = L.l0_kernel(it.blurry, L.L0Config(kernel_size=k0.shape[0])); np.save(f, k)
+            k = L.l0_kernel(it.blurry, L.L0Config(kernel_size=k0.shape[0], **over)); np.save(f, k)
         else:
-            k = L.refine_kernel(it.blurry, k0, levels=99, iters=10, trim=tr); np.save(f, k)
+            k = L.refine_kernel(it.blurry, k0, levels=99, iters=10, trim=tr, config=L.L0Config(**over)); np.save(f, k)
         x = deconvolve(it.blurry, k)
         s = score(it, x, k, None)
         row[tag] = dict(psnr=round(s["psnr"], 2), ncc=round(s["kernel_ncc"], 3), **{a: round(b, 6) for a, b in crit(it.blurry, x, k).items()})

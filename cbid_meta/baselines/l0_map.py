@@ -30,7 +30,7 @@ from skimage.transform import resize
 
 from ..optim.nonblind import deconvolve, pad_and_taper, psf2otf
 
-__all__ = ["L0Config", "l0_kernel", "l0_deblur", "center_kernel", "trim_support", "refine_kernel", "drop_small_components", "gradient_sparsity", "select_kernel"]
+__all__ = ["L0Config", "l0_kernel", "l0_deblur", "center_kernel", "trim_support", "refine_kernel", "drop_small_components", "gradient_sparsity", "select_kernel", "salient_threshold", "is_path_like"]
 
 
 @dataclass
@@ -46,6 +46,7 @@ class L0Config:
     nonblind_lam: float = 5000.0
     cg_iters: int = 20  # >0: kernel least squares on the support by conjugate gradients (else unconstrained Fourier + crop)
     component_mass: float = 0.1  # >0: drop 8-connected kernel pieces holding less than this fraction of the mass
+    salient: float = 0.0  # >0: kernel step on salient latent gradients only (Pan et al.'s threshold_pxpy rule, at least salient × kernel size pixels per orientation); 0 = all gradients
 
 
 def _grad_otfs(shape):
@@ -89,9 +90,45 @@ def drop_small_components(k: np.ndarray, min_mass: float) -> np.ndarray:
     return k / max(k.sum(), 1e-30)
 
 
-def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float, prune: float, k_prev: np.ndarray | None = None, cg_iters: int = 0, component_mass: float = 0.0) -> np.ndarray:
+def salient_threshold(y: np.ndarray, psf_size: int, r: float = 20.0) -> float:
+    """Pan et al.'s (after Cho & Lee) initial gradient threshold: the largest
+    squared-gradient magnitude t such that each of the four orientation bins
+    of the forward differences of ``y`` holds at least max(r × ``psf_size``, 10)
+    pixels with |∇y|² ≥ t (0 when a bin is too small: no thresholding)."""
+    y = np.asarray(y, dtype=np.float64)
+    px = y[:-1, 1:] - y[:-1, :-1]
+    py = y[1:, :-1] - y[:-1, :-1]
+    pm = px**2 + py**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pd = np.arctan(py / px)
+    q = np.pi / 4
+    need = int(max(r * psf_size, 10))
+    t = np.inf
+    for lo, hi in ((0, q), (q, 2 * q), (-q, 0), (-2 * q, -q)):
+        v = pm[(pd >= lo) & (pd < hi)]
+        if v.size < need:
+            return 0.0
+        t = min(t, float(np.partition(v, v.size - need)[v.size - need]))
+    return t
+
+
+def _salient_gradients(X: np.ndarray, Dx, Dy, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra of the latent gradients with |∇x|² below ``threshold`` zeroed
+    (the threshold is lowered by 0.81 until some gradient survives)."""
+    gx, gy = np.real(np.fft.ifft2(Dx * X)), np.real(np.fft.ifft2(Dy * X))
+    pm = gx**2 + gy**2
+    while threshold > 0 and not (pm >= threshold).any():
+        threshold *= 0.81
+    m = pm < threshold
+    gx[m] = 0.0
+    gy[m] = 0.0
+    return np.fft.fft2(gx), np.fft.fft2(gy)
+
+
+def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float, prune: float, k_prev: np.ndarray | None = None, cg_iters: int = 0, component_mass: float = 0.0, threshold: float = 0.0) -> np.ndarray:
     X, Yf = np.fft.fft2(x), np.fft.fft2(yp)
-    Xx, Xy, Yx, Yy = Dx * X, Dy * X, Dx * Yf, Dy * Yf
+    Xx, Xy = _salient_gradients(X, Dx, Dy, threshold) if threshold > 0 else (Dx * X, Dy * X)
+    Yx, Yy = Dx * Yf, Dy * Yf
     num = np.conj(Xx) * Yx + np.conj(Xy) * Yy
     M = np.abs(Xx) ** 2 + np.abs(Xy) ** 2
     c = (size - 1) // 2
@@ -153,6 +190,13 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray 
         n_levels = max(1, min(n_levels, levels))
     k = None if k_init is None else np.asarray(k_init, dtype=np.float64)
     lam = cfg.lam
+    threshold0 = 0.0
+    if cfg.salient > 0:
+        # Pan et al.: estimated once, on the blurry image at the coarsest level of
+        # the full pyramid; every level restarts from it and divides it by 1.1 per iteration
+        full = max(1, int(np.ceil(np.log(size / 3.0) / np.log(cfg.levels_ratio))) + 1)
+        sc = cfg.levels_ratio ** (-(full - 1))
+        threshold0 = salient_threshold(resize(y, (max(8, round(y.shape[0] * sc)), max(8, round(y.shape[1] * sc))), order=1, anti_aliasing=True), _odd(size * sc), cfg.salient)
     for level in range(n_levels - 1, -1, -1):
         scale = cfg.levels_ratio ** (-level)
         ks = _odd(size * scale) if level else size
@@ -168,11 +212,12 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray 
         yp, _ = pad_and_taper(ys, k, pad=pad)
         Dx, Dy = _grad_otfs(yp.shape)
         Y = np.fft.fft2(yp)
-        lam_l = lam
+        lam_l, thr = lam, threshold0
         for _ in range(cfg.iters):
             x = _l0_image(Y, psf2otf(k, yp.shape), Dx, Dy, lam_l, cfg.beta_max)
-            k = _kernel_step(x, yp, Dx, Dy, ks, cfg.gamma, cfg.prune, k, cfg.cg_iters, cfg.component_mass)
+            k = _kernel_step(x, yp, Dx, Dy, ks, cfg.gamma, cfg.prune, k, cfg.cg_iters, cfg.component_mass, thr)
             lam_l = max(lam_l / 1.1, cfg.lam_min)
+            thr /= 1.1
     return center_kernel(k)
 
 
@@ -230,18 +275,30 @@ def gradient_sparsity(x: np.ndarray, crop: int = 0) -> float:
     return float(np.abs(g).sum() / max(np.sqrt((g * g).sum()), 1e-30))
 
 
-def select_kernel(y: np.ndarray, kernels: list[np.ndarray], nonblind_lam: float = 5000.0, crop: int | None = None) -> tuple[int, list[float]]:
+def is_path_like(k: np.ndarray, max_taps: float) -> bool:
+    """Whether the kernel has at most ``max_taps`` × its side non-zero taps.
+
+    A motion path is a thin curve: its tap count grows with the support side,
+    not its area.  An estimate that fills a large part of the square has
+    diverged into a diffuse blob (seen with low prune fractions)."""
+    return int(np.count_nonzero(k)) <= max_taps * max(k.shape)
+
+
+def select_kernel(y: np.ndarray, kernels: list[np.ndarray], nonblind_lam: float = 5000.0, crop: int | None = None, max_taps: float = 0.0) -> tuple[int, list[float]]:
     """Pick among candidate kernels of the gray image ``y`` the one whose
     hyper-Laplacian deconvolution is sparsest (:func:`gradient_sparsity`).
 
-    Returns ``(index, scores)``; ``crop`` defaults to half the largest kernel
+    With ``max_taps`` > 0 the candidates failing :func:`is_path_like` are
+    passed over (unless all of them fail).  Returns ``(index, scores)`` (the
+    scores of all candidates); ``crop`` defaults to half the largest kernel
     plus 5 px (the borders carry boundary artefacts, not kernel errors)."""
     if crop is None:
         crop = max(k.shape[0] for k in kernels) // 2 + 5
     crop = min(crop, max(0, min(y.shape) // 2 - 2))
     y = np.asarray(y, dtype=np.float64)
     scores = [gradient_sparsity(deconvolve(y, k, lam=nonblind_lam), crop) for k in kernels]
-    return int(np.argmin(scores)), scores
+    ok = [i for i, k in enumerate(kernels) if max_taps <= 0 or is_path_like(k, max_taps)] or list(range(len(kernels)))
+    return min(ok, key=lambda i: scores[i]), scores
 
 
 def l0_deblur(y: np.ndarray, kernel_size: int = 31, config: L0Config | None = None) -> tuple[np.ndarray, np.ndarray]:

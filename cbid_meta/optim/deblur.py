@@ -286,16 +286,27 @@ class Deblurrer:
         refine_seconds = 0.0
         refine_choice = None
         if cfg.schedule.refine_levels > 0:
-            from ..baselines.l0_map import L0Config, l0_kernel, refine_kernel, select_kernel
+            from ..baselines.l0_map import L0Config, is_path_like, l0_kernel, refine_kernel, select_kernel
 
+            sch = cfg.schedule
             t_ref = time.perf_counter()
             gray = y_t[0].mean(0).detach().cpu().double().numpy()
-            kernel = refine_kernel(gray, kernel, cfg.schedule.refine_levels, cfg.schedule.refine_iters, cfg.schedule.refine_trim)
-            if cfg.schedule.refine_bound:
-                k_bound = l0_kernel(gray, L0Config(kernel_size=kernel.shape[0], iters=cfg.schedule.refine_iters))
-                pick, scores = select_kernel(gray, [kernel, k_bound], cfg.schedule.nonblind_lam)
-                kernel = (kernel, k_bound)[pick]
-                refine_choice = {"chosen": ("inr", "bound")[pick], "sparsity_inr": scores[0], "sparsity_bound": scores[1]}
+            cands: dict[str, np.ndarray] = {}
+            base = L0Config().prune
+            alt = sch.refine_alt_prune > 0 and kernel.shape[0] >= sch.refine_alt_min_size
+            for prune in (base, sch.refine_alt_prune) if alt else (base,):
+                tag = "" if prune == base else f"_prune{prune:g}"
+                l0cfg = L0Config(kernel_size=kernel.shape[0], iters=sch.refine_iters, prune=prune)
+                cands["inr" + tag] = refine_kernel(gray, kernel, sch.refine_levels, sch.refine_iters, sch.refine_trim, config=l0cfg)
+                if sch.refine_bound:
+                    cands["bound" + tag] = l0_kernel(gray, l0cfg)
+            names = list(cands)
+            if len(names) > 1:
+                pick, scores = select_kernel(gray, list(cands.values()), sch.nonblind_lam, max_taps=sch.refine_max_taps)
+                refine_choice = {"chosen": names[pick], "sparsity": dict(zip(names, scores))}
+                if sch.refine_max_taps > 0:
+                    refine_choice["passed_over"] = [n for n in names if not is_path_like(cands[n], sch.refine_max_taps)]
+            kernel = cands[names[pick] if len(names) > 1 else names[0]]
             refine_seconds = time.perf_counter() - t_ref
         if cfg.schedule.final_method == "nonblind":
             image = _nonblind(y_t, kernel, cfg.schedule.nonblind_lam).astype(np.float32)
