@@ -65,7 +65,7 @@ def test_kernel_inr_normalised_nonnegative_and_initially_gaussian():
     g = KernelINR(KernelGeneratorConfig(init_sigma=0.3), radius=8.0)
     ax = torch.arange(-8.0, 9.0)
     k = g(ax, torch.ones(17, 17))[0, 0]
-    assert abs(float(k.sum()) - 1) < 1e-6 and float(k.min()) >= 0
+    assert abs(float(k.detach().sum()) - 1) < 1e-6 and float(k.detach().min()) >= 0
     # zero-initialised last layer: exactly a centred Gaussian of std 0.3*radius
     yy, xx = torch.meshgrid(ax, ax, indexing="ij")
     gauss = torch.exp(-(yy**2 + xx**2) / (2 * (0.3 * 8) ** 2))

@@ -3,6 +3,7 @@
     exp_report.py extent CACHE_DIR                  # extent of cached INR kernels vs the true kernels (im2)
     exp_report.py select LOG [LOG ...]              # exp_select.py JSON lines: A / C / selected / oracle means
     exp_report.py levin benchmarks/results/levin_core.csv   # per-kernel means, hypothesis choices
+    exp_report.py hyps runs/scores.log              # session 5: selection among 2/4/6 hypotheses, blob guard, size gate
 """
 import json
 import sys
@@ -55,5 +56,30 @@ def levin(csv):
     print("median refine_seconds: %.1f" % d.refine_seconds.median())
 
 
+def hyps(log):
+    """b/p/s = prune 0.05 / prune 0.02 / salient edges; A = polished INR kernel, C = L0 MAP on the full support."""
+    rows = [json.loads(line) for line in open(log) if line.startswith("{")]
+
+    def run(hs, key="ns5000", max_taps=0.0, gate=0):
+        sel = []
+        for r in rows:
+            side = r["bA"].get("side") or np.load(f"runs/kcache/full/{r['image']}_C.npy").shape[0]
+            c = [h for h in hs if h[0] == "b" or side >= gate]
+            ok = [h for h in c if max_taps <= 0 or r[h]["nnz"] <= max_taps * side] or c
+            sel.append(r[min(ok, key=lambda h: r[h][key])]["psnr"])
+        return np.mean(sel)
+
+    print(f"{len(rows)} images")
+    for h in ("bA", "bC", "pA", "pC", "sA", "sC"):
+        print(f"  {h} alone: {np.mean([r[h]['psnr'] for r in rows]):.2f}")
+    for hs in (("bA", "bC"), ("bA", "bC", "sA", "sC"), ("bA", "bC", "pA", "pC"), ("bA", "bC", "pA", "pC", "sA", "sC")):
+        orc = np.mean([max(r[h]["psnr"] for h in hs) for r in rows])
+        scores = " ".join(f"{k}: {run(hs, k):.2f}" for k in ("ns1000", "ns5000", "ns20000"))
+        print(f"  {'+'.join(hs)}: oracle {orc:.2f}; selected by {scores}")
+    four = ("bA", "bC", "pA", "pC")
+    print("  four, blob guard (max taps per side):", " ".join(f"{g}: {run(four, max_taps=g):.2f}" for g in (4, 5, 6, 7, 8, 10, 0)))
+    print("  four, guard 8, prune-0.02 candidates only for supports >= N px:", " ".join(f"{n}: {run(four, max_taps=8, gate=n):.2f}" for n in (23, 25, 27, 29, 31, 33, 99)))
+
+
 if __name__ == "__main__":
-    {"extent": lambda a: extent(a[0]), "select": select, "levin": lambda a: levin(a[0])}[sys.argv[1]](sys.argv[2:])
+    {"extent": lambda a: extent(a[0]), "select": select, "levin": lambda a: levin(a[0]), "hyps": lambda a: hyps(a[0])}[sys.argv[1]](sys.argv[2:])
