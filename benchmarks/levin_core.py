@@ -30,7 +30,7 @@ from cbid_meta.io import read_table_header  # noqa: E402
 
 
 def _one(args):
-    name, root, recipe, steps, seed, margin = args
+    name, root, recipe, steps, seed, margin, kernel_dir = args
     import torch
 
     from cbid_meta.config import load_recipe
@@ -47,6 +47,13 @@ def _one(args):
         cfg = cfg.with_total_steps(steps, deb.coarsest_scale(*item.blurry.shape) + 1)
         deb = Deblurrer(cfg)
     res = deb.run(item.blurry)
+    if kernel_dir is not None:  # the estimated kernel, for offline sweeps of the final step
+        import json
+
+        kernel_dir = Path(kernel_dir)
+        kernel_dir.mkdir(parents=True, exist_ok=True)
+        np.save(kernel_dir / f"{name}.npy", res.kernel)
+        (kernel_dir / f"{name}.json").write_text(json.dumps({"refine_choice": res.info.get("refine_choice"), "kernel_size": cfg.kernel_size}, indent=1))
     est = res.image.astype(np.float64)
     sc = levin_scores(est, item.sharp)
     ref = deconvolve(item.blurry, item.kernel)
@@ -83,6 +90,8 @@ def main(argv=None) -> int:
     ap.add_argument("--summary", type=Path, default=None, help="markdown summary (default: <out>.md)")
     ap.add_argument("--readme", type=Path, default=Path(__file__).resolve().parent / "README.md",
                     help="markdown file whose levin_core section is rewritten with the summary")
+    ap.add_argument("--save-kernels", type=Path, default=None,
+                    help="folder for each image's estimated kernel (<image>.npy) and hypothesis scores (<image>.json)")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the summaries from an existing --out table")
     a = ap.parse_args(argv)
     if a.report_only:
@@ -105,7 +114,7 @@ def main(argv=None) -> int:
     rows = [] if done.empty else done.to_dict("records")
     for i, name in enumerate(todo):
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
-            row = ex.submit(_one, (name, a.data, a.recipe, a.steps, a.seed, a.kernel_margin)).result()
+            row = ex.submit(_one, (name, a.data, a.recipe, a.steps, a.seed, a.kernel_margin, a.save_kernels)).result()
         rows.append(row)
         pd.DataFrame(rows).to_csv(partial, index=False)
         print(f"[{len(rows)}/{len(names)}] {name}: PSNR {row['psnr']:.2f} dB (blurry {row['psnr_blurry']:.2f}), "

@@ -223,3 +223,20 @@ def test_two_processes_give_the_same_table(tiny_set, tmp_path):
     cols = ["method", "image", "psnr", "ssim", "error_ratio", "kernel_ncc"]
     pd.testing.assert_frame_equal(a[cols], b[cols])
     assert len(a) == 6
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "levin").is_dir(), reason="needs ../shared/data/levin")
+def test_levin_core_script_writes_table_and_kernels(tmp_path):
+    out, kd, readme = tmp_path / "core.csv", tmp_path / "kernels", tmp_path / "README.md"
+    readme.write_text("x\n<!-- core:start -->\nold\n<!-- core:end -->\n")  # the section named after --out
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "levin_core.py"), "--recipe", "paper", "--steps", "6", "--images", "im1_kernel5",
+           "--out", str(out), "--save-kernels", str(kd), "--readme", str(readme)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_csv(out, comment="#")
+    assert list(df["image"]) == ["im1_kernel5"] and np.isfinite(df["psnr"]).all()
+    k = np.load(kd / "im1_kernel5.npy")
+    assert k.shape[0] == k.shape[1] == int(df["kernel_size"][0]) + 10 and abs(k.sum() - 1) < 1e-5
+    assert (kd / "im1_kernel5.json").exists()
+    text = readme.read_text()
+    assert "old" not in text and "mean PSNR" in text
