@@ -15,6 +15,7 @@ interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -48,8 +49,6 @@ def _one(args):
         deb = Deblurrer(cfg)
     res = deb.run(item.blurry)
     if kernel_dir is not None:  # the estimated kernel, for offline sweeps of the final step
-        import json
-
         kernel_dir = Path(kernel_dir)
         kernel_dir.mkdir(parents=True, exist_ok=True)
         np.save(kernel_dir / f"{name}.npy", res.kernel)

@@ -175,6 +175,11 @@ def _odd(n: float) -> int:
     return n if n % 2 else n + 1
 
 
+def _downscale(y: np.ndarray, scale: float) -> np.ndarray:
+    """``y`` resized by ``scale`` (bilinear, anti-aliased; at least 8 px a side)."""
+    return resize(y, (max(8, round(y.shape[0] * scale)), max(8, round(y.shape[1] * scale))), order=1, anti_aliasing=True)
+
+
 def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray | None = None, levels: int | None = None) -> np.ndarray:
     """Estimate the blur kernel of the gray image ``y`` (float in [0, 1]).
 
@@ -185,22 +190,20 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray 
     cfg = config or L0Config()
     y = np.asarray(y, dtype=np.float64)
     size = _odd(cfg.kernel_size if k_init is None else k_init.shape[0])
-    n_levels = max(1, int(np.ceil(np.log(size / 3.0) / np.log(cfg.levels_ratio))) + 1)
-    if levels is not None:
-        n_levels = max(1, min(n_levels, levels))
+    full_levels = max(1, int(np.ceil(np.log(size / 3.0) / np.log(cfg.levels_ratio))) + 1)
+    n_levels = full_levels if levels is None else max(1, min(full_levels, levels))
     k = None if k_init is None else np.asarray(k_init, dtype=np.float64)
     lam = cfg.lam
     threshold0 = 0.0
     if cfg.salient > 0:
         # Pan et al.: estimated once, on the blurry image at the coarsest level of
         # the full pyramid; every level restarts from it and divides it by 1.1 per iteration
-        full = max(1, int(np.ceil(np.log(size / 3.0) / np.log(cfg.levels_ratio))) + 1)
-        sc = cfg.levels_ratio ** (-(full - 1))
-        threshold0 = salient_threshold(resize(y, (max(8, round(y.shape[0] * sc)), max(8, round(y.shape[1] * sc))), order=1, anti_aliasing=True), _odd(size * sc), cfg.salient)
+        sc = cfg.levels_ratio ** (-(full_levels - 1))
+        threshold0 = salient_threshold(_downscale(y, sc), _odd(size * sc), cfg.salient)
     for level in range(n_levels - 1, -1, -1):
         scale = cfg.levels_ratio ** (-level)
         ks = _odd(size * scale) if level else size
-        ys = resize(y, (max(8, round(y.shape[0] * scale)), max(8, round(y.shape[1] * scale))), order=1, anti_aliasing=True) if level else y
+        ys = _downscale(y, scale) if level else y
         if k is None:
             k = np.zeros((ks, ks))
             c = ks // 2

@@ -300,13 +300,13 @@ class Deblurrer:
                 cands["inr" + tag] = refine_kernel(gray, kernel, sch.refine_levels, sch.refine_iters, sch.refine_trim, config=l0cfg)
                 if sch.refine_bound:
                     cands["bound" + tag] = l0_kernel(gray, l0cfg)
-            names = list(cands)
+            names, pick = list(cands), 0
             if len(names) > 1:
                 pick, scores = select_kernel(gray, list(cands.values()), sch.nonblind_lam, max_taps=sch.refine_max_taps)
                 refine_choice = {"chosen": names[pick], "sparsity": dict(zip(names, scores))}
                 if sch.refine_max_taps > 0:
                     refine_choice["passed_over"] = [n for n in names if not is_path_like(cands[n], sch.refine_max_taps)]
-            kernel = cands[names[pick] if len(names) > 1 else names[0]]
+            kernel = cands[names[pick]]
             refine_seconds = time.perf_counter() - t_ref
         if cfg.schedule.final_method == "nonblind":
             image = _nonblind(y_t, kernel, cfg.schedule.nonblind_lam).astype(np.float32)
