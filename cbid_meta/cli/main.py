@@ -391,12 +391,24 @@ def meta_train_cmd(
         console.print(f"initializer: {path} ({seconds:.0f} s, peak {pm.mib:.0f} MiB; step sizes {', '.join(f'{k} {v:.2g}' for k, v in init.lrs.items())})")
 
 
+def _budget_list(text: str, flag: str) -> list[int]:
+    try:
+        bl = sorted({int(b) for b in text.split(",") if b.strip()})
+    except ValueError:
+        raise InputError(f"{flag} must be comma-separated integers, got '{text}'") from None
+    if not bl or bl[0] < 3:
+        raise InputError(f"{flag} needs at least one budget, each at least 3 steps")
+    return bl
+
+
 @app.command()
 def compare(
     dataset: str = typer.Argument("levin", help="levin, synthetic, folder (with --data), or a folder (triples or plain blurry photos)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder."),
     init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (default: the packaged one)."),
     budgets: str = typer.Option("40,80,160,800", "--budgets", help="Comma-separated step budgets, run for both modes."),
+    meta_budgets: Optional[str] = typer.Option(None, "--meta-budgets", help="The meta mode's own budgets (default: --budgets)."),
+    recipe: str = typer.Option("fast", "--recipe", "-r", help="Recipe of both modes (fast, paper or a TOML file)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
     kernel_size: Optional[int] = typer.Option(None, "--kernel-size", "-k", help="Kernel support (default: true size + margin)."),
     kernel_margin: Optional[int] = typer.Option(None, "--kernel-margin", help="Pixels added to the true size (default: the initializer's)."),
@@ -413,12 +425,11 @@ def compare(
     from ..meta import MetaInit, load_default_init
 
     dev = _check_device(device)
-    try:
-        bl = sorted({int(b) for b in budgets.split(",") if b.strip()})
-    except ValueError:
-        raise InputError(f"--budgets must be comma-separated integers, got '{budgets}'") from None
-    if not bl or bl[0] < 3:
-        raise InputError("--budgets needs at least one budget, each at least 3 steps")
+    bl = _budget_list(budgets, "--budgets")
+    ml = _budget_list(meta_budgets, "--meta-budgets") if meta_budgets is not None else bl
+    from ..config import load_recipe
+
+    load_recipe(recipe)  # an unknown recipe is one error line before any run
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
     meta_init = MetaInit.load(init) if init is not None else load_default_init()
@@ -430,13 +441,14 @@ def compare(
     meta["threads"] = torch.get_num_threads()
     meta["device"] = dev
     meta["init"] = str(init) if init is not None else "packaged default"
+    meta["recipe"] = recipe
     with _progress() as progress:
         task = progress.add_task("compare", total=None)
 
         def tick(done, total, label):
             progress.update(task, completed=done, total=total, description=label)
 
-        df = run_compare(items, meta_init, bl, output, margin=margin, seed=seed, device=dev, kernel_size=kernel_size, meta=meta, progress=tick)
+        df = run_compare(items, meta_init, bl, output, recipe=recipe, margin=margin, seed=seed, device=dev, kernel_size=kernel_size, meta=meta, progress=tick, meta_budgets=ml)
     write_report(df, items, output, meta)
     from rich.table import Table
 

@@ -50,24 +50,32 @@ def _write_rows(rows: list[dict], path: Path, meta: dict) -> None:
     write_table(pd.DataFrame(rows), path, meta, float_format="%.5f")
 
 
-def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=0, device="cpu", kernel_size=None, meta: dict | None = None, progress=None) -> pd.DataFrame:
-    from ..io import save_image
+def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=0, device="cpu", kernel_size=None, meta: dict | None = None, progress=None, meta_budgets=None) -> pd.DataFrame:
+    """One run per image × mode × budget; ``meta_budgets`` (default: ``budgets``) are the meta mode's own.
+
+    A folder that already holds ``results.csv`` is resumed, but only with the same recipe."""
+    from ..io import read_table_header, save_image
     from ..meta.evaluate import run_budget
 
     out = Path(out)
     (out / "outputs").mkdir(parents=True, exist_ok=True)
     csv = out / "results.csv"
+    if csv.exists():
+        old = read_table_header(csv).get("recipe", "fast")
+        if old != recipe:
+            raise InputError(f"{csv} was made with recipe '{old}', not '{recipe}'; use another --output folder")
     rows = pd.read_csv(csv, comment="#").to_dict("records") if csv.exists() else []
     done = {(r["image"], r["mode"], int(r["budget"])) for r in rows}
-    todo = [(it, m, b) for it in items for m in ("scratch", "meta") for b in budgets if (it.name, m, b) not in done]
+    plan = {"scratch": sorted(budgets), "meta": sorted(meta_budgets or budgets)}
+    todo = [(it, m, b) for it in items for m in ("scratch", "meta") for b in plan[m] if (it.name, m, b) not in done]
     if todo:
         run_budget(items[0], "meta", 6, init, recipe, margin, seed, device, kernel_size)  # warm-up, not recorded
-    top = max(budgets)
+    top = {m: max(b) for m, b in plan.items()}
     for n, (it, mode, b) in enumerate(todo):
         if progress:
             progress(n, len(todo), f"{it.name} {mode}@{b}")
         r = run_budget(it, mode, b, init, recipe, margin, seed, device, kernel_size)
-        if b == top:
+        if b == top[mode]:
             save_image(out / "outputs" / f"{it.name}__{mode}.png", np.clip(r["_image"], 0, 1))
             np.save(out / "outputs" / f"{it.name}__{mode}_kernel.npy", r["_kernel"])
         rows.append({k: v for k, v in r.items() if not k.startswith("_")})
