@@ -126,3 +126,12 @@ def test_colour_16bit_input_keeps_depth_and_writes_panel(tmp_path):
     # colour balance kept: channel means in the input's ratios
     m = out.reshape(-1, 3).mean(0)
     assert abs(m[1] / m[0] - 0.8) < 0.05 and abs(m[2] / m[0] - 0.6) < 0.05
+
+
+def test_packaged_initialiser_follows_the_recipe():
+    from cbid_meta.meta import default_init_path
+
+    assert default_init_path().name == "default_init.safetensors"
+    assert default_init_path("fast") == default_init_path()
+    assert default_init_path("paper").name == "paper_init.safetensors"
+    assert default_init_path("recipes/my.toml") == default_init_path()  # a TOML recipe gets the fast one

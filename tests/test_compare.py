@@ -78,3 +78,42 @@ def test_report_renders_in_headless_chromium(setup, tmp_path):
     from PIL import Image
 
     assert Image.open(shot).size[0] >= 1000
+
+
+def test_compare_meta_budgets_and_recipe(setup, tmp_path):
+    """--meta-budgets gives the meta mode its own budgets; --recipe is recorded and a resume with another one is refused."""
+    folder, init = setup
+    out = tmp_path / "paper"
+    main(["compare", str(folder), "--init", str(init), "--recipe", "paper", "--budgets", "12", "--meta-budgets", "4,6", "--limit", "1", "-o", str(out)])
+    df = pd.read_csv(out / "results.csv", comment="#")
+    assert sorted(df[df["mode"] == "scratch"]["budget"]) == [12]
+    assert sorted(df[df["mode"] == "meta"]["budget"]) == [4, 6]
+    from cbid_meta.io import read_table_header
+
+    assert read_table_header(out / "results.csv")["recipe"] == "paper"
+    assert (out / "outputs" / f"{df.image[0]}__meta.png").is_file()  # the meta mode's own largest budget is kept
+    with pytest.raises(SystemExit) as e:
+        main(["compare", str(folder), "--init", str(init), "--recipe", "fast", "--budgets", "12", "--limit", "1", "-o", str(out)])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["compare", str(folder), "--init", str(init), "--meta-budgets", "2", "-o", str(tmp_path / "bad")])
+    assert e.value.code == 2
+
+
+def test_speedups_per_metric():
+    from cbid_meta.meta.evaluate import speedups
+
+    rows = [
+        # image a: meta reaches scratch's final PSNR at 100 steps (10x) and its kernel NCC at 200 (5x)
+        ("a", "scratch", 1000, 10.0, 25.0, 0.8), ("a", "meta", 100, 1.0, 25.5, 0.7), ("a", "meta", 200, 2.0, 24.0, 0.85),
+        # image b: never reaches the PSNR; reaches the NCC at once
+        ("b", "scratch", 1000, 10.0, 30.0, 0.5), ("b", "meta", 100, 1.0, 29.0, 0.9), ("b", "meta", 200, 2.0, 29.9, 0.9),
+    ]
+    df = pd.DataFrame(rows, columns=["image", "mode", "budget", "seconds", "psnr", "kernel_ncc"])
+    df["steps"] = df["budget"]
+    sp = speedups(df).set_index("image")
+    assert sp.loc["a", "speedup_steps"] == 10 and sp.loc["a", "meta_psnr"] == 25.5 and sp.loc["a", "reached"]
+    assert sp.loc["b", "speedup_steps"] == 0 and not sp.loc["b", "reached"] and sp.loc["b", "meta_psnr"] == 29.9
+    sk = speedups(df, "kernel_ncc").set_index("image")
+    assert sk.loc["a", "speedup_steps"] == 5 and sk.loc["a", "speedup_seconds"] == 5
+    assert sk.loc["b", "speedup_steps"] == 10 and sk.loc["b", "target_kernel_ncc"] == 0.5

@@ -66,8 +66,8 @@ class Mode(str, Enum):
     scratch = "scratch"
 
 
-def _resolve_init(init: Optional[Path], mode: Optional["Mode"]):
-    """The initializer to use, or None for the from-scratch mode."""
+def _resolve_init(init: Optional[Path], mode: Optional["Mode"], recipe: str = "fast"):
+    """The initializer to use (default: the one packaged for ``recipe``), or None for the from-scratch mode."""
     from ..meta import MetaInit, load_default_init
 
     if mode == Mode.scratch:
@@ -76,7 +76,7 @@ def _resolve_init(init: Optional[Path], mode: Optional["Mode"]):
         return None
     if init is not None:
         return MetaInit.load(init)
-    default = load_default_init()
+    default = load_default_init(recipe)
     if default is None and mode == Mode.meta:
         raise InputError("--mode meta needs --init PATH (no packaged initializer is installed)")
     return default
@@ -193,7 +193,7 @@ def deblur(
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (stages rescaled)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same machine: same result)."),
     device: Device = typer.Option(Device.cpu, "--device", help="cpu or cuda."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (.safetensors); default: the packaged one."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (.safetensors); default: the one packaged for --recipe."),
     mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (start from the initializer, shortened schedule) or scratch (the paper). Default: meta when an initializer is available."),
     region: Optional[str] = typer.Option(None, "--region", help="TOP,LEFT,HEIGHT,WIDTH of the crop used to estimate the kernel (default: automatic)."),
     noise: str = typer.Option("auto", "--noise", help="Noise sigma in [0, 0.5), 'auto' (estimate it; the default) or 'none' (the recipe's regularisation as is)."),
@@ -216,7 +216,7 @@ def deblur(
     cfg = _config(recipe, kernel_size if kernel_size != "auto" else None, steps, seed)
     if kernel_size == "auto":
         cfg.kernel_size = "auto"
-    meta_init = _resolve_init(init, mode)
+    meta_init = _resolve_init(init, mode, recipe)
     if meta_init is not None and steps is None:
         cfg._requested_steps = meta_init.steps  # type: ignore[attr-defined]
     failures = 0
@@ -405,7 +405,7 @@ def _budget_list(text: str, flag: str) -> list[int]:
 def compare(
     dataset: str = typer.Argument("levin", help="levin, synthetic, folder (with --data), or a folder (triples or plain blurry photos)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (default: the packaged one)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (default: the one packaged for --recipe)."),
     budgets: str = typer.Option("40,80,160,800", "--budgets", help="Comma-separated step budgets, run for both modes."),
     meta_budgets: Optional[str] = typer.Option(None, "--meta-budgets", help="The meta mode's own budgets (default: --budgets)."),
     recipe: str = typer.Option("fast", "--recipe", "-r", help="Recipe of both modes (fast, paper or a TOML file)."),
@@ -432,7 +432,7 @@ def compare(
     load_recipe(recipe)  # an unknown recipe is one error line before any run
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
-    meta_init = MetaInit.load(init) if init is not None else load_default_init()
+    meta_init = MetaInit.load(init) if init is not None else load_default_init(recipe)
     if meta_init is None:
         raise InputError("no initializer: give --init PATH (cbid meta-train makes one)")
     items = load_items(dataset, data, limit, kernel_size)

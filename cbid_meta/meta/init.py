@@ -20,9 +20,16 @@ from ..errors import InputError
 __all__ = ["MetaInit", "default_init_path", "load_default_init"]
 
 
-def default_init_path() -> Path:
-    """The initialiser shipped inside the package (may be absent in a source checkout)."""
-    return Path(__file__).resolve().parent / "default_init.safetensors"
+#: packaged initialisers by the per-image recipe they were meta-trained for
+PACKAGED = {"fast": "default_init.safetensors", "paper": "paper_init.safetensors"}
+
+
+def default_init_path(recipe: str = "fast") -> Path:
+    """The initialiser shipped inside the package for ``recipe`` (``fast`` or ``paper``).
+
+    A recipe given as a TOML path gets the fast recipe's initialiser; the file
+    may be absent in a source checkout."""
+    return Path(__file__).resolve().parent / PACKAGED.get(str(recipe), PACKAGED["fast"])
 
 
 @dataclass
@@ -102,6 +109,6 @@ class MetaInit:
             raise InputError(f"{path} is a safetensors file but not a cbid_meta initializer") from None
 
 
-def load_default_init() -> MetaInit | None:
-    p = default_init_path()
+def load_default_init(recipe: str = "fast") -> MetaInit | None:
+    p = default_init_path(recipe)
     return MetaInit.load(p) if p.is_file() else None
