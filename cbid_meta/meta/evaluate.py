@@ -1,4 +1,4 @@
-"""Scratch vs meta-initialised runs at several step budgets (used by ``benchmarks/meta_levin.py``).
+"""Scratch vs meta-initialised runs at one step budget, and speed-ups (used by ``cbid compare`` and ``benchmarks/meta_levin.py``).
 
 Every (image, mode, budget) is an independent run of the progressive schedule
 shortened to ``budget`` steps (``DeblurConfig.with_total_steps``), same seed,
@@ -20,7 +20,7 @@ from ..generators import auto_coarsest_scale
 from ..optim import Deblurrer
 from .init import MetaInit
 
-__all__ = ["run_budget", "compare_modes", "speedups"]
+__all__ = ["run_budget", "speedups"]
 
 
 def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, recipe: str = "fast", margin: int = 10, seed: int = 0, device: str = "cpu", kernel_size: int | None = None) -> dict:
@@ -50,21 +50,6 @@ def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, r
     row["kernel_ncc"] = kernel_similarity(res.kernel, item.kernel)["ncc"] if item.kernel is not None else math.nan
     row["_image"], row["_kernel"] = res.image, res.kernel
     return row
-
-
-def compare_modes(items, init: MetaInit, scratch_budgets, meta_budgets, recipe="fast", margin=10, seed=0, device="cpu", progress=None, done=None):
-    """Yield one row per (image, mode, budget); ``done`` is a set of finished keys to skip."""
-    warm = items[0]
-    run_budget(warm, "meta", 6, init, recipe, margin, seed, device)  # warm-up (not recorded)
-    for it in items:
-        for mode, budgets in (("scratch", scratch_budgets), ("meta", meta_budgets)):
-            for b in budgets:
-                if done is not None and (it.name, mode, b) in done:
-                    continue
-                row = run_budget(it, mode, b, init, recipe, margin, seed, device)
-                if progress:
-                    progress(it.name, mode, b, row)
-                yield row
 
 
 def speedups(df: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:

@@ -201,6 +201,7 @@ class Deblurrer:
         n = self.config.kernel_size
         if n < 3:
             raise InputError(f"kernel size must be at least 3, got {n}")
+        n += 1 - n % 2  # the odd support setup() will use
         if min(h, w) < 2 * n or min(h, w) < 16:
             raise InputError(f"image {h}x{w} is too small for a {n}x{n} kernel (need at least {max(2 * n, 16)} px per side)")
 
