@@ -35,8 +35,18 @@ __all__ = [
 
 @dataclass
 class ImageGeneratorConfig:
-    """Multi-resolution feature-grid image INR (see :class:`~cbid_meta.generators.ImageINR`)."""
+    """Image generator Φx, by registered ``name``.
 
+    ``fourier_unet`` (published, :class:`~cbid_meta.generators.FourierUNet`) reads
+    ``width``, ``depth``, ``skip``, ``n_freqs``; ``grid``
+    (:class:`~cbid_meta.generators.ImageINR`) reads the other fields.
+    """
+
+    name: str = "grid"
+    width: int = 128
+    depth: int = 5
+    skip: int = 16
+    n_freqs: int = 16
     levels: int = 6
     features: int = 2
     coarsest: int = 8
@@ -50,8 +60,18 @@ class ImageGeneratorConfig:
 
 @dataclass
 class KernelGeneratorConfig:
-    """Fourier-feature MLP kernel INR (see :class:`~cbid_meta.generators.KernelINR`)."""
+    """Kernel generator Φk, by registered ``name``.
 
+    ``siren`` (published, :class:`~cbid_meta.generators.SirenKernel`) reads
+    ``hidden``, ``layers``, ``omega0``, ``centre``; ``fourier_mlp``
+    (:class:`~cbid_meta.generators.KernelINR`) reads ``hidden`` and the
+    fields from ``fourier_features`` on.
+    """
+
+    name: str = "fourier_mlp"
+    layers: int = 3
+    omega0: float = 30.0
+    centre: bool = True
     fourier_features: int = 32
     fourier_sigma: float = 1.5
     hidden: int = 64
@@ -111,12 +131,24 @@ class ScheduleConfig:
     side is not a motion path and is passed over (``docs/design.md`` §9).  With
     ``final_method = "inr"`` only the returned kernel is the polished one.
 
+    ``pyramid = "decimate"`` is the published model (``docs/design.md``):
+    scale s observes ``y`` decimated s times, its kernel has ⌈K/2^s⌉ taps,
+    its stage-2 fit compares (x⁽ˢ⁾⊗k⁽ˢ⁾)↓2 with y⁽ˢ⁺¹⁾ and its cross term
+    is :func:`cbid_meta.physics.cross_scale_prediction` against y⁽ˢ⁺¹⁾.
+    ``total_steps`` > 0 sets the final stage to the steps left of that total;
+    ``lr_milestones`` / ``lr_gamma`` are a step decay of both learning rates
+    (the published 2000, 4000 and 0.5).
+
     ``coarsest_scale`` = -1 picks S0 from the kernel and image size.
     ``use_cross`` / ``progressive`` / ``multiscale`` switch off parts of the
     method for the ablations.
     """
 
+    pyramid: str = "cell"  # "decimate": the published model (y decimated, ceil(K/2^s) taps per scale); "cell": block means on a shared kernel lattice
     coarsest_scale: int = -1
+    total_steps: int = 0  # >0: the final stage runs whatever is left of this many steps
+    lr_milestones: list = field(default_factory=list)  # steps at which both learning rates are multiplied by lr_gamma
+    lr_gamma: float = 0.5
     stage1_steps: int = 200
     stage2_steps: int = 200
     final_steps: int = 300
@@ -158,6 +190,9 @@ class DeblurConfig:
     def with_total_steps(self, steps: int, n_scales: int) -> "DeblurConfig":
         """Copy with every stage scaled so the whole schedule has about ``steps`` steps."""
         sch = self.schedule
+        if sch.total_steps > 0:
+            final = sch.total_steps - sch.stage1_steps - sch.stage2_steps * n_scales
+            sch = dataclasses.replace(sch, final_steps=max(final, 0), total_steps=0)
         final = sch.final_steps if sch.final_method == "inr" else 0
         cur = sch.stage1_steps + sch.stage2_steps * n_scales + final
         f = steps / max(cur, 1)
@@ -166,6 +201,7 @@ class DeblurConfig:
             stage1_steps=max(1, round(sch.stage1_steps * f)),
             stage2_steps=max(1, round(sch.stage2_steps * f)) if sch.stage2_steps else 0,
             final_steps=max(1, round(sch.final_steps * f)),
+            lr_milestones=[max(1, round(m * f)) for m in sch.lr_milestones],
         )
         return dataclasses.replace(self, schedule=new)
 

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import nn
 
+from .registry import register_generator
+
 from ..config import ImageGeneratorConfig
 
 __all__ = ["ImageINR", "interp_matrix"]
@@ -47,6 +49,7 @@ def interp_matrix(pos: torch.Tensor, start: float, stop: float, cells: int) -> t
     return a
 
 
+@register_generator("grid")
 class ImageINR(nn.Module):
     """Multi-resolution feature-grid INR for a (C-channel) latent image.
 
@@ -64,6 +67,12 @@ class ImageINR(nn.Module):
     >>> g(rows, cols).shape
     torch.Size([1, 1, 8, 8])
     """
+
+    pyramid = "cell"  # sampled on the cell-centred lattice of grids.Pyramid
+
+    @classmethod
+    def from_config(cls, cfg: ImageGeneratorConfig, extent, channels: int = 1) -> "ImageINR":
+        return cls(cfg, extent, channels=channels)
 
     def __init__(self, cfg: ImageGeneratorConfig, extent: tuple[float, float, float, float], channels: int = 1):
         super().__init__()

@@ -22,11 +22,14 @@ import math
 import torch
 from torch import nn
 
+from .registry import register_generator
+
 from ..config import KernelGeneratorConfig
 
 __all__ = ["KernelINR"]
 
 
+@register_generator("fourier_mlp")
 class KernelINR(nn.Module):
     """Fourier-feature MLP kernel generator.
 
@@ -45,6 +48,12 @@ class KernelINR(nn.Module):
     >>> k.shape, round(float(k.sum()), 5)
     (torch.Size([1, 1, 17, 17]), 1.0)
     """
+
+    pyramid = "cell"  # sampled on the cell-centred kernel lattice of grids.Pyramid
+
+    @classmethod
+    def from_config(cls, cfg: KernelGeneratorConfig, radius: float, seed: int = 0) -> "KernelINR":
+        return cls(cfg, radius, seed=seed)
 
     def __init__(self, cfg: KernelGeneratorConfig, radius: float, seed: int = 0):
         super().__init__()

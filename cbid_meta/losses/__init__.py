@@ -21,8 +21,9 @@ from __future__ import annotations
 import torch
 
 from ..physics import conv_valid, cross_scale_target
+from .structural import dft_l1, ssim, ssim_loss
 
-__all__ = ["METRICS", "PRIORS", "metric", "fit_loss", "cross_scale_loss", "total_variation", "normalized_sparsity", "prior"]
+__all__ = ["dft_l1", "ssim", "ssim_loss", "METRICS", "PRIORS", "metric", "fit_loss", "cross_scale_loss", "total_variation", "normalized_sparsity", "prior"]
 
 
 def _l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -43,11 +44,11 @@ def _grad_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.mean((d[..., 1:, :] - d[..., :-1, :]) ** 2) + torch.mean((d[..., :, 1:] - d[..., :, :-1]) ** 2)
 
 
-METRICS = {"l2": _l2, "l1": _l1, "charbonnier": _charbonnier, "grad_l2": _grad_l2}
+METRICS = {"l2": _l2, "l1": _l1, "charbonnier": _charbonnier, "grad_l2": _grad_l2, "ssim": ssim_loss, "dft_l1": dft_l1}
 
 
 def metric(name: str):
-    """The distance ``M(a, b)`` called ``name`` (``l2``, ``l1``, ``charbonnier``)."""
+    """The distance ``M(a, b)`` called ``name`` (``l2``, ``l1``, ``charbonnier``, ``grad_l2``, ``ssim`` = 1 − SSIM, ``dft_l1``)."""
     try:
         return METRICS[name]
     except KeyError:

@@ -21,11 +21,11 @@ __all__ = ["MetaInit", "default_init_path", "load_default_init"]
 
 
 #: packaged initialisers by the per-image recipe they were meta-trained for
-PACKAGED = {"fast": "default_init.safetensors", "paper": "paper_init.safetensors"}
+PACKAGED = {"fast": "default_init.safetensors", "paper_grid": "paper_grid_init.safetensors"}
 
 
 def default_init_path(recipe: str = "fast") -> Path:
-    """The initialiser shipped inside the package for ``recipe`` (``fast`` or ``paper``).
+    """The initialiser shipped inside the package for ``recipe`` (``fast`` or ``paper_grid``).
 
     A recipe given as a TOML path gets the fast recipe's initialiser; the file
     may be absent in a source checkout."""
@@ -110,5 +110,8 @@ class MetaInit:
 
 
 def load_default_init(recipe: str = "fast") -> MetaInit | None:
+    """The packaged initialiser for ``recipe``, or None (none is packaged for it, e.g. the published ``paper`` recipe)."""
+    if not Path(str(recipe)).suffix and str(recipe) not in PACKAGED:
+        return None
     p = default_init_path(recipe)
     return MetaInit.load(p) if p.is_file() else None

@@ -23,7 +23,7 @@ import torch
 
 from ..config import DeblurConfig
 from ..errors import InputError
-from ..generators import ImageINR, KernelINR, Pyramid, auto_coarsest_scale
+from ..generators import ImageINR, KernelINR, Pyramid, auto_coarsest_scale, create_generator
 from ..losses import cross_scale_loss, fit_loss, metric, prior
 from .nonblind import deconvolve
 
@@ -51,6 +51,7 @@ class DeblurResult:
     seconds: float = 0.0
     config: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    restored: np.ndarray | None = None  # published method: hyper-Laplacian deconvolution of y with the estimated kernel (the ∆ protocol)
 
     @property
     def final_losses(self) -> dict:
@@ -62,10 +63,12 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
     sch, loss = cfg.schedule, cfg.loss
     if sch.final_method not in ("inr", "nonblind"):
         raise InputError(f"unknown final_method '{sch.final_method}' (choose inr or nonblind)")
+    n2 = sch.stage2_steps * (s0 + 1)
+    if sch.total_steps > 0:
+        sch = replace(sch, final_steps=max(sch.total_steps - sch.stage1_steps - n2, 0))
     if sch.final_method == "nonblind":
         sch = replace(sch, final_steps=0)
     cross = sch.use_cross and loss.cross_weight > 0
-    n2 = sch.stage2_steps * (s0 + 1)
     if not sch.multiscale or s0 == 0:
         total = sch.stage1_steps + n2 + sch.final_steps
         return [
@@ -211,6 +214,10 @@ class Deblurrer:
             return 0
         if sch.coarsest_scale >= 0:
             return sch.coarsest_scale
+        if sch.pyramid == "decimate":
+            from .published import published_coarsest_scale
+
+            return published_coarsest_scale(self.config.kernel_size + (1 - self.config.kernel_size % 2), h, w)
         return auto_coarsest_scale(self.config.kernel_size, h, w)
 
     def setup(self, y_t: torch.Tensor) -> "Problem":
@@ -223,22 +230,43 @@ class Deblurrer:
         depth = s0 + 1 if (cfg.schedule.use_cross and s0 > 0) else max(s0, 0)
         pyr = Pyramid(h, w, kernel_size, depth)
         torch.manual_seed(cfg.seed)
-        img_gen = ImageINR(cfg.image, pyr.extent, channels=c).to(self.device)
+        img_gen = create_generator(cfg.image.name, cfg.image, extent=pyr.extent, channels=c).to(self.device)
         # coordinates and the initial width are relative to the user support, not the
         # (larger) internal lattice that keeps the taps of every scale aligned
-        ker_gen = KernelINR(cfg.kernel, radius=(kernel_size - 1) / 2, seed=cfg.seed).to(self.device)
+        ker_gen = create_generator(cfg.kernel.name, cfg.kernel, radius=(kernel_size - 1) / 2, seed=cfg.seed).to(self.device)
+        for g in (img_gen, ker_gen):
+            if g.pyramid != "cell":
+                raise InputError(f"generator '{g.registry_name}' needs pyramid = 'decimate' in the recipe's [schedule]")
         return Problem(cfg, y_t, pyr, s0, depth, kernel_size, img_gen, ker_gen, self.device)
 
-    def run(self, y, callback: Callable[[dict], None] | None = None, init=None) -> DeblurResult:
+    def run(self, y, callback: Callable[[dict], None] | None = None, init=None, **published) -> DeblurResult:
         """Deblur ``y`` ((H, W) or (H, W, C) array in [0, 1]).
 
         ``callback`` receives the history record of every step (for progress bars).
         ``init`` (a :class:`cbid_meta.meta.MetaInit`) starts the shared parameters
         from a meta-learned initialisation and uses its per-group step sizes.
         Colour images are restored per channel with one shared kernel.
+        With ``[schedule] pyramid = "decimate"`` the published method runs
+        (:class:`~cbid_meta.optim.published.PublishedRun`); it also takes
+        ``checkpoint``, ``checkpoint_every``, ``monitor`` and ``monitor_every``.
         """
         cfg = self.config
         y_t = _as_tensor(y).to(self.device)
+        if cfg.schedule.pyramid not in ("cell", "decimate"):
+            raise InputError(f"unknown pyramid '{cfg.schedule.pyramid}' (choose cell or decimate)")
+        if cfg.schedule.pyramid == "decimate":
+            from .published import PublishedRun
+
+            if init is not None:
+                raise InputError("no meta-learned initialiser exists for the published generators yet: use --mode scratch")
+            self.check_input(y_t)
+            res = PublishedRun(cfg, self.device).run(y_t, self.coarsest_scale(*y_t.shape[-2:]), callback=callback, **published)
+            res.restored = _nonblind(y_t, res.kernel, cfg.schedule.nonblind_lam).astype(np.float32)
+            if res.restored.shape[-1] == 1:
+                res.restored = res.restored[:, :, 0]
+            return res
+        if published:
+            raise InputError(f"{', '.join(published)}: only for pyramid = 'decimate'")
         prob = self.setup(y_t)
         img_gen, ker_gen, pyr, s0, kernel_size = prob.img_gen, prob.ker_gen, prob.pyr, prob.s0, prob.kernel_size
         _, c, h, w = y_t.shape

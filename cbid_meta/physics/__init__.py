@@ -2,6 +2,7 @@
 from .blur import (
     conv_full,
     conv_valid,
+    cross_scale_prediction,
     cross_scale_target,
     decimate,
     prop1_lhs,
@@ -12,6 +13,7 @@ from .blur import (
 __all__ = [
     "conv_full",
     "conv_valid",
+    "cross_scale_prediction",
     "cross_scale_target",
     "decimate",
     "prop1_lhs",

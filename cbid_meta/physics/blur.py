@@ -27,6 +27,7 @@ __all__ = [
     "qmf_filters",
     "prop1_lhs",
     "prop1_rhs",
+    "cross_scale_prediction",
     "cross_scale_target",
 ]
 
@@ -158,3 +159,29 @@ def cross_scale_target(x_fine: torch.Tensor, k_fine: torch.Tensor) -> torch.Tens
     assert k_fine.shape[-1] % 4 == 1 and k_fine.shape[-2] % 4 == 1, "kernel size must be 1 mod 4"
     x_pool = F.avg_pool2d(x_fine, 2)
     return conv_valid(x_pool, 4.0 * decimate(k_fine))
+
+
+def cross_scale_prediction(x_fine: torch.Tensor, k_fine: torch.Tensor, x_coarse: torch.Tensor, k_coarse: torch.Tensor) -> torch.Tensor:
+    r"""The published cross-scale prediction of the coarser observation :math:`y^{(s+1)} = y^{(s)}\downarrow_2`.
+
+    Proposition 1 rearranged, with kernels that sum to 1 at *both* scales:
+
+    .. math:: (x^{(s)}\otimes k^{(s)})\downarrow_2 \;=\; 4\,m\,\big(x^{(s+1)}\otimes k^{(s+1)}\big)
+              \;-\; \textstyle\sum_{d=1}^{3}\big(x^{(s)}\otimes g_d^{(s)}\big)\downarrow_2,
+              \qquad m = \textstyle\sum k^{(s)}\downarrow_2,
+
+    exact when :math:`x^{(s+1)} = x^{(s)}\downarrow_2` (at the phase that meets
+    the even taps) and :math:`k^{(s+1)} = k^{(s)}\downarrow_2 / m`.  The paper
+    writes the factor 4 for an un-normalised :math:`k^{(s+1)} = k^{(s)}\downarrow_2`;
+    since our (and the authors') kernel generator normalises every scale by a
+    softmax, the factor becomes :math:`4m` (≈ 1 for a kernel spread over many
+    taps, 4 for a delta on an even tap).  ``k_coarse`` has :math:`\lceil K/2\rceil`
+    taps; ``x_coarse`` has :math:`\lceil N/2\rceil + \lceil K/2\rceil - 1`
+    samples when ``x_fine`` has ``N + K - 1`` (it stands for ``x_fine`` decimated
+    at phase ``(K - 1) mod 2``); the output has :math:`\lceil N/2\rceil`.
+    """
+    m = decimate(k_fine).sum(dim=(-2, -1), keepdim=True)
+    pred = 4.0 * m * conv_valid(x_coarse, k_coarse)
+    for g in qmf_filters(k_fine):
+        pred = pred - decimate(conv_valid(x_fine, g))
+    return pred

@@ -1,0 +1,103 @@
+"""Seconds per iteration of the published method on this machine, by U-Net width and implementation option.
+
+Usage (from the repository root; run it alone on the machine)::
+
+    .venv/bin/python benchmarks/paper_speed.py --out benchmarks/results/paper_speed.csv
+
+One iteration is what the final stage of ``recipes/paper.toml`` does 3500
+times per Levin image: render the 255 + K - 1 latent image (K = 23) and the
+kernel, 1 - SSIM of their 'valid' convolution against a 255×255 observation,
+backward, Adam step.  Options, each against the default (``cached``: the
+coordinate encoding of each scale computed once and reused):
+
+* ``uncached``: the encoding recomputed every iteration;
+* ``channels_last``: network and input in channels-last memory format;
+* ``bf16``: forward under ``torch.autocast("cpu", torch.bfloat16)``;
+* ``1 thread``: ``torch.set_num_threads(1)`` instead of the default.
+
+The median over ``--iters`` timed iterations after two warm-up iterations.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mib, provenance, write_table  # noqa: E402
+
+from cbid_meta.generators import FourierUNet, SirenKernel, fourier_encoding  # noqa: E402
+from cbid_meta.losses import ssim_loss  # noqa: E402
+from cbid_meta.physics import conv_valid  # noqa: E402
+
+OPTIONS = ("cached", "uncached", "channels_last", "bf16", "1 thread")
+
+
+def time_option(width: int, option: str, size: int, ksize: int, iters: int) -> float:
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    if option == "1 thread":
+        torch.set_num_threads(1)
+    net, ker = FourierUNet(width=width), SirenKernel()
+    lat = size + ksize - 1
+    y = torch.rand(1, 1, size, size)
+    if option == "channels_last":
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam([{"params": net.parameters(), "lr": 5e-3}, {"params": ker.parameters(), "lr": 5e-5}])
+    times = []
+    try:
+        for i in range(iters + 2):
+            t = time.perf_counter()
+            code = fourier_encoding(lat, lat) if option == "uncached" else net.encoding(lat, lat)
+            if option == "channels_last":
+                code = code.contiguous(memory_format=torch.channels_last)
+            ctx = torch.autocast("cpu", dtype=torch.bfloat16) if option == "bf16" else contextlib.nullcontext()
+            opt.zero_grad(set_to_none=True)
+            with ctx:
+                x = net(code)
+            loss = ssim_loss(conv_valid(x.float(), ker.render(ksize)), y)
+            loss.backward()
+            opt.step()
+            if i >= 2:
+                times.append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--widths", default="128,64,32")
+    ap.add_argument("--options", default=",".join(OPTIONS))
+    ap.add_argument("--size", type=int, default=255)
+    ap.add_argument("--kernel-size", type=int, default=23)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/paper_speed.csv"))
+    a = ap.parse_args(argv)
+    rows = []
+    for w in (int(v) for v in a.widths.split(",")):
+        base = None
+        for opt in a.options.split(","):
+            s = time_option(w, opt, a.size, a.kernel_size, a.iters)
+            base = s if opt == "cached" else base
+            rows.append({"width": w, "option": opt, "s_per_iter": s, "speedup_vs_cached": (base / s) if base else float("nan"),
+                         "hours_per_5000": s * 5000 / 3600})
+            print(f"width {w:>3} {opt:<14} {s:.3f} s/it", flush=True)
+    df = pd.DataFrame(rows)
+    meta = provenance() | {"size": f"{a.size}x{a.size}, kernel {a.kernel_size}", "iters": a.iters, "peak_mib": round(peak_rss_mib()),
+                           "note": "run alone on the machine"}
+    write_table(df, a.out, meta)
+    lines = ["# Seconds per iteration of the published method", ""] + [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in meta.items()]
+    lines += ["", df.to_markdown(index=False, floatfmt=".3f")]
+    a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

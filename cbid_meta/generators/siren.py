@@ -1,0 +1,108 @@
+r"""Kernel generator :math:`\Phi_k` as published: SIREN → softmax over the taps → centring.
+
+.. math:: k^{(s)} = \mathcal C\Big(\operatorname{softmax}_j\, \mathrm{SIREN}(p_j)\Big),
+          \qquad p_j \in [-1, 1]^2 \text{ the taps of the } K_s\times K_s \text{ support},
+
+with sine activations :math:`\sin(\omega_0 (W h + b))`, :math:`\omega_0 = 30`
+and the SIREN initialisation (Sitzmann et al., 2020); the last layer is
+linear.  :math:`\mathcal C` rolls the kernel by the integer shift that moves
+its centroid to the centre tap (as in the public code: the shift is not
+differentiable, the values are).  The kernel is non-negative and sums to 1
+at every scale.
+
+Examples
+--------
+>>> net = SirenKernel(hidden=16)
+>>> k = net.render(9)
+>>> k.shape, round(float(k.sum()), 5), bool((k >= 0).all())
+(torch.Size([1, 1, 9, 9]), 1.0, True)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .registry import register_generator
+
+__all__ = ["SirenKernel", "centre_kernel", "kernel_coords"]
+
+
+def kernel_coords(size: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """``(size², 2)`` tap coordinates in [-1, 1] (row-major)."""
+    t = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
+    yy, xx = torch.meshgrid(t, t, indexing="ij")
+    return torch.stack([yy.reshape(-1), xx.reshape(-1)], 1)
+
+
+def centre_kernel(k: torch.Tensor) -> torch.Tensor:
+    """Roll ``k`` (…, K, K) by the integer shift that puts its centroid on the centre tap."""
+    kh, kw = k.shape[-2:]
+    with torch.no_grad():
+        m = k.sum(dim=(-2, -1)).clamp_min(1e-12)
+        iy = torch.arange(kh, device=k.device, dtype=k.dtype)
+        ix = torch.arange(kw, device=k.device, dtype=k.dtype)
+        cy = float(((k.sum(-1) * iy).sum(-1) / m).reshape(-1)[0])
+        cx = float(((k.sum(-2) * ix).sum(-1) / m).reshape(-1)[0])
+        sy, sx = round((kh - 1) / 2 - cy), round((kw - 1) / 2 - cx)
+    return torch.roll(k, shifts=(sy, sx), dims=(-2, -1))
+
+
+class _Sine(nn.Module):
+    def __init__(self, cin: int, cout: int, omega0: float, first: bool):
+        super().__init__()
+        self.omega0 = omega0
+        self.linear = nn.Linear(cin, cout)
+        bound = 1 / cin if first else math.sqrt(6 / cin) / omega0
+        with torch.no_grad():
+            self.linear.weight.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.omega0 * self.linear(x))
+
+
+@register_generator("siren")
+class SirenKernel(nn.Module):
+    """The published kernel generator.
+
+    Parameters
+    ----------
+    hidden : units per layer (64 in the public code, 128 in the paper's table).
+    layers : sine layers after the first (3 in the public code).
+    omega0 : SIREN frequency factor (30).
+    centre : apply the centring layer.
+    """
+
+    def __init__(self, hidden: int = 64, layers: int = 3, omega0: float = 30.0, centre: bool = True):
+        super().__init__()
+        mods: list[nn.Module] = [_Sine(2, hidden, omega0, True)] + [_Sine(hidden, hidden, omega0, False) for _ in range(layers)]
+        last = nn.Linear(hidden, 1)
+        with torch.no_grad():
+            b = math.sqrt(6 / hidden) / omega0
+            last.weight.uniform_(-b, b)
+        self.net = nn.Sequential(*mods, last)
+        self.centre = centre
+        self._coords: dict[tuple, torch.Tensor] = {}
+
+    pyramid = "decimate"  # renders any support size: the published decimation pyramid
+
+    @classmethod
+    def from_config(cls, cfg) -> "SirenKernel":
+        return cls(hidden=cfg.hidden, layers=cfg.layers, omega0=cfg.omega0, centre=cfg.centre)
+
+    def forward(self, coords: torch.Tensor, size: int) -> torch.Tensor:
+        logits = self.net(coords).reshape(1, 1, size, size)
+        k = torch.softmax(logits.reshape(1, -1), dim=-1).reshape(1, 1, size, size)
+        return centre_kernel(k) if self.centre else k
+
+    def render(self, size: int) -> torch.Tensor:
+        """Kernel ``(1, 1, size, size)``, non-negative, sum 1, centred."""
+        p = self.last_weight()
+        key = (size, p.device, p.dtype)
+        if key not in self._coords:
+            self._coords[key] = kernel_coords(size, p.device, p.dtype)
+        return self(self._coords[key], size)
+
+    def last_weight(self) -> torch.Tensor:
+        return self.net[-1].weight

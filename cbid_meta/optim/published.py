@@ -1,0 +1,244 @@
+r"""The published per-image method (Zhang, Quan, Ji, NeurIPS 2024): decimation pyramid, two generators, SSIM fit.
+
+Scale :math:`s` observes :math:`y^{(s)} = y\downarrow_2^{\,s}` (plain decimation,
+top-left phase), its kernel has :math:`K_s = \lceil K_{s-1}/2\rceil` taps and
+its latent image :math:`x^{(s)}` has :math:`|y^{(s)}| + K_s - 1` samples per
+side ('valid' blur model).  One image generator renders every scale (the
+encoding of that scale's grid changes, the weights do not) and one kernel
+generator renders every support.  With the stages of
+:func:`~cbid_meta.optim.plan_stages`:
+
+* stage 1, scale :math:`S_0`: :math:`\mathcal M_f(x^{(S_0)}\otimes k^{(S_0)},\, y^{(S_0)})`;
+* stage 2, scale :math:`s = S_0, …, 0`:
+  :math:`\mathcal M_f\big((x^{(s)}\otimes k^{(s)})\downarrow_2,\, y^{(s+1)}\big)
+  + \lambda\,\mathcal M_c\big(\hat y^{(s+1)},\, y^{(s+1)}\big)` with
+  :math:`\hat y^{(s+1)}` the Proposition-1 prediction
+  (:func:`cbid_meta.physics.cross_scale_prediction`);
+* final stage, scale 0: :math:`\mathcal M_f(x^{(0)}\otimes k^{(0)},\, y)`.
+
+A run can be checkpointed every ``checkpoint_every`` steps and resumed from
+the file (:meth:`PublishedRun.run`), so multi-hour CPU runs survive a stop.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import DeblurConfig
+from ..errors import InputError
+from ..generators import create_generator
+from ..losses import metric
+from ..physics import conv_valid, cross_scale_prediction, decimate
+from .deblur import DeblurResult, Stage, plan_stages
+
+__all__ = ["published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem", "PublishedRun"]
+
+
+def scale_kernel_sizes(kernel_size: int, depth: int) -> list[int]:
+    """``[K_0, K_1, …, K_depth]`` with ``K_{s+1} = ceil(K_s / 2)``.
+
+    >>> scale_kernel_sizes(27, 2)
+    [27, 14, 7]
+    """
+    sizes = [kernel_size]
+    for _ in range(depth):
+        sizes.append(math.ceil(sizes[-1] / 2))
+    return sizes
+
+
+def published_coarsest_scale(kernel_size: int, h: int, w: int) -> int:
+    """S0 as in the paper's Table 8 (1 for supports up to 27 px, 2 above), lowered
+    until the coarsest observed level (S0 + 1) keeps at least 8 px and twice its kernel.
+
+    >>> published_coarsest_scale(27, 255, 255), published_coarsest_scale(75, 600, 800), published_coarsest_scale(9, 24, 24)
+    (1, 2, 0)
+    """
+    s0 = 1 if kernel_size <= 27 else 2
+    while s0 > 0:
+        ks = scale_kernel_sizes(kernel_size, s0 + 1)[-1]
+        side = math.ceil(min(h, w) / 2 ** (s0 + 1))
+        if side >= max(8, 2 * ks):
+            break
+        s0 -= 1
+    return s0
+
+
+@dataclass
+class DecimatedProblem:
+    """Generators, observations and supports of one image; the per-step loss."""
+
+    cfg: DeblurConfig
+    y_t: torch.Tensor  # (1, C, H, W)
+    s0: int
+    depth: int
+    img_gen: torch.nn.Module
+    ker_gen: torch.nn.Module
+
+    def __post_init__(self):
+        self.ksize = scale_kernel_sizes(self.cfg.kernel_size, self.depth)
+        self.obs = {s: self.y_t[..., :: 2**s, :: 2**s] for s in range(self.depth + 1)}
+        self.fit_m, self.cross_m = metric(self.cfg.loss.fit), metric(self.cfg.loss.cross)
+
+    def latent_size(self, s: int) -> tuple[int, int]:
+        h, w = self.obs[s].shape[-2:]
+        return h + self.ksize[s] - 1, w + self.ksize[s] - 1
+
+    def render(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_s, k_s)``: latent image (1, C, H_s + K_s - 1, …) and kernel (1, 1, K_s, K_s)."""
+        return self.img_gen.render(*self.latent_size(s)), self.ker_gen.render(self.ksize[s])
+
+    def step_loss(self, st: Stage) -> tuple[torch.Tensor, dict]:
+        zero = self.y_t.new_zeros(())
+        l_fit, l_cross = zero, zero
+        for s in st.scales:
+            x_s, k_s = self.render(s)
+            if st.cross and s + 1 <= self.depth:
+                y_c = self.obs[s + 1]
+                l_fit = l_fit + self.fit_m(decimate(conv_valid(x_s, k_s)), y_c)
+                x_c, k_c = self.render(s + 1)
+                l_cross = l_cross + self.cross_m(cross_scale_prediction(x_s, k_s, x_c, k_c), y_c)
+            else:
+                l_fit = l_fit + self.fit_m(conv_valid(x_s, k_s), self.obs[s])
+        total = l_fit + self.cfg.loss.cross_weight * l_cross
+        return total, {"fit": l_fit, "cross": l_cross, "prior": zero}
+
+    @torch.no_grad()
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current scale-0 estimate: sharp image (H, W[, C]) aligned with ``y``, kernel (K, K) summing to 1."""
+        x0, k0 = self.render(0)
+        h, w = self.y_t.shape[-2:]
+        c = (self.ksize[0] - 1) // 2
+        img = x0[0, :, c : c + h, c : c + w].permute(1, 2, 0).float().cpu().numpy()
+        k = k0[0, 0].double().cpu().numpy()
+        return (img[:, :, 0] if img.shape[-1] == 1 else img), k / max(k.sum(), 1e-12)
+
+
+def _fingerprint(cfg: DeblurConfig, y_t: torch.Tensor) -> str:
+    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    h.update(y_t.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class PublishedRun:
+    """Runs the published method on one image (called by :meth:`cbid_meta.optim.Deblurrer.run`)."""
+
+    def __init__(self, cfg: DeblurConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+
+    def setup(self, y_t: torch.Tensor, s0: int) -> DecimatedProblem:
+        cfg = self.cfg
+        depth = s0 + 1 if (cfg.schedule.use_cross and s0 > 0) else s0
+        torch.manual_seed(cfg.seed)
+        img_gen = create_generator(cfg.image.name, cfg.image, channels=y_t.shape[1]).to(self.device)
+        ker_gen = create_generator(cfg.kernel.name, cfg.kernel).to(self.device)
+        for g, want in ((img_gen, "decimate"), (ker_gen, "decimate")):
+            if getattr(g, "pyramid", None) != want:
+                raise InputError(f"generator '{g.registry_name}' does not work with pyramid = 'decimate' (use fourier_unet and siren)")
+        prob = DecimatedProblem(cfg, y_t, s0, depth, img_gen, ker_gen)
+        need = getattr(img_gen, "min_side", 1)
+        side = min(prob.latent_size(depth))
+        if side < need:
+            h, w = y_t.shape[-2:]
+            raise InputError(f"image {h}x{w} is too small for the published U-Net: its coarsest scale ({depth}) is {side} px, the network needs {need} (use a larger image or a smaller [image] depth)")
+        return prob
+
+    def run(
+        self,
+        y_t: torch.Tensor,
+        s0: int,
+        callback: Callable[[dict], None] | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 250,
+        monitor: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+        monitor_every: int = 250,
+    ) -> DeblurResult:
+        """Optimise; ``monitor(step, image, kernel)`` sees the scale-0 estimate every ``monitor_every`` steps.
+
+        With ``checkpoint``, the state is saved there every ``checkpoint_every``
+        steps and a run that finds a checkpoint of the same configuration and
+        image continues from it (another run's checkpoint is refused).
+        """
+        cfg, sch = self.cfg, self.cfg.schedule
+        prob = self.setup(y_t, s0)
+        opt = torch.optim.Adam(
+            [
+                {"params": list(prob.img_gen.parameters()), "lr": sch.lr_image},
+                {"params": list(prob.ker_gen.parameters()), "lr": sch.lr_kernel},
+            ]
+        )
+        base = [sch.lr_image, sch.lr_kernel]
+        stages = plan_stages(cfg, s0)
+        total_steps = sum(st.steps for st in stages)
+        fp = _fingerprint(cfg, y_t)
+        history: list[dict] = []
+        start, elapsed = 0, 0.0
+        ckpt = Path(checkpoint) if checkpoint else None
+        if ckpt is not None and ckpt.exists():
+            state = torch.load(ckpt, map_location=self.device, weights_only=False)
+            if state.get("fingerprint") != fp:
+                raise InputError(f"checkpoint {ckpt} belongs to another image or configuration")
+            prob.img_gen.load_state_dict(state["image"])
+            prob.ker_gen.load_state_dict(state["kernel"])
+            opt.load_state_dict(state["optimizer"])
+            start, elapsed, history = state["step"], state["elapsed"], state["history"]
+
+        def save(step: int, spent: float) -> None:
+            tmp = ckpt.with_name(ckpt.name + ".tmp")
+            torch.save(
+                {"fingerprint": fp, "step": step, "elapsed": spent, "history": history, "image": prob.img_gen.state_dict(),
+                 "kernel": prob.ker_gen.state_dict(), "optimizer": opt.state_dict()},
+                tmp,
+            )
+            os.replace(tmp, ckpt)
+
+        t0 = time.perf_counter() - elapsed
+        step = 0
+        for st in stages:
+            for i in range(st.steps):
+                if step < start:
+                    step += 1
+                    continue
+                f = sch.lr_gamma ** sum(step >= m for m in sch.lr_milestones)
+                if st.name == "final" and sch.lr_decay < 1:
+                    frac = i / max(st.steps - 1, 1)
+                    f *= sch.lr_decay + (1 - sch.lr_decay) * 0.5 * (1 + math.cos(math.pi * frac))
+                for g, lr in zip(opt.param_groups, base):
+                    g["lr"] = lr * f
+                opt.zero_grad(set_to_none=True)
+                total, parts = prob.step_loss(st)
+                total.backward()
+                opt.step()
+                rec = {"step": step, "stage": st.name, "scale": st.scales[-1], "fit": parts["fit"].item(), "cross": parts["cross"].item(),
+                       "prior": 0.0, "total": total.item(), "time": time.perf_counter() - t0, "total_steps": total_steps}
+                history.append(rec)
+                if callback is not None:
+                    callback(rec)
+                step += 1
+                if monitor is not None and step % monitor_every == 0:
+                    monitor(step, *prob.snapshot())
+                if ckpt is not None and (step % checkpoint_every == 0 or step == total_steps):
+                    save(step, time.perf_counter() - t0)
+        image, kernel = prob.snapshot()
+        seconds = time.perf_counter() - t0
+        info = {
+            "coarsest_scale": s0,
+            "kernel_size": prob.ksize[0],
+            "kernel_sizes": prob.ksize,
+            "stages": [st.__dict__ for st in stages],
+            "steps": step,
+            "resumed_from": start,
+            "final_method": "inr",
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "parameters": sum(p.numel() for p in prob.img_gen.parameters()) + sum(p.numel() for p in prob.ker_gen.parameters()),
+        }
+        return DeblurResult(image=image, kernel=kernel, history=history, seconds=seconds, config=cfg.to_dict(), info=info)
