@@ -5,9 +5,9 @@ budget, same seed / support / threads, warm-up excluded).  Since session 6 the
 comparison uses the paper-faithful recipe, whose 3000-step schedule is the
 cost the extension is meant to remove (docs/meta.md, "Session 6")::
 
-    .venv/bin/cbid compare levin --recipe paper --init cbid_meta/meta/paper_init.safetensors \
+    .venv/bin/cbid compare levin --recipe paper_grid --init cbid_meta/meta/paper_grid_init.safetensors \
         --budgets 300,3000 --meta-budgets 75,150,300,600 -o benchmarks/results/compare_levin_paper
-    .venv/bin/cbid compare synthetic --limit 12 --recipe paper --init cbid_meta/meta/paper_init.safetensors \
+    .venv/bin/cbid compare synthetic --limit 12 --recipe paper_grid --init cbid_meta/meta/paper_grid_init.safetensors \
         --budgets 300,3000 --meta-budgets 75,150,300,600 -o benchmarks/results/compare_synthetic_paper
     .venv/bin/python benchmarks/meta_levin.py --train-dir runs/meta_paper
 

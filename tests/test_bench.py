@@ -229,7 +229,7 @@ def test_two_processes_give_the_same_table(tiny_set, tmp_path):
 def test_levin_core_script_writes_table_and_kernels(tmp_path):
     out, kd, readme = tmp_path / "core.csv", tmp_path / "kernels", tmp_path / "README.md"
     readme.write_text("x\n<!-- core:start -->\nold\n<!-- core:end -->\n")  # the section named after --out
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "levin_core.py"), "--recipe", "paper", "--steps", "6", "--images", "im1_kernel5",
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "levin_core.py"), "--recipe", "paper_grid", "--steps", "6", "--images", "im1_kernel5",
            "--out", str(out), "--save-kernels", str(kd), "--readme", str(readme)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

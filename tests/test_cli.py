@@ -133,5 +133,8 @@ def test_packaged_initialiser_follows_the_recipe():
 
     assert default_init_path().name == "default_init.safetensors"
     assert default_init_path("fast") == default_init_path()
-    assert default_init_path("paper").name == "paper_init.safetensors"
+    assert default_init_path("paper_grid").name == "paper_grid_init.safetensors"
     assert default_init_path("recipes/my.toml") == default_init_path()  # a TOML recipe gets the fast one
+    from cbid_meta.meta import load_default_init
+
+    assert load_default_init("paper") is None  # none is packaged for the published generators: scratch mode

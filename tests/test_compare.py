@@ -84,13 +84,13 @@ def test_compare_meta_budgets_and_recipe(setup, tmp_path):
     """--meta-budgets gives the meta mode its own budgets; --recipe is recorded and a resume with another one is refused."""
     folder, init = setup
     out = tmp_path / "paper"
-    main(["compare", str(folder), "--init", str(init), "--recipe", "paper", "--budgets", "12", "--meta-budgets", "4,6", "--limit", "1", "-o", str(out)])
+    main(["compare", str(folder), "--init", str(init), "--recipe", "paper_grid", "--budgets", "12", "--meta-budgets", "4,6", "--limit", "1", "-o", str(out)])
     df = pd.read_csv(out / "results.csv", comment="#")
     assert sorted(df[df["mode"] == "scratch"]["budget"]) == [12]
     assert sorted(df[df["mode"] == "meta"]["budget"]) == [4, 6]
     from cbid_meta.io import read_table_header
 
-    assert read_table_header(out / "results.csv")["recipe"] == "paper"
+    assert read_table_header(out / "results.csv")["recipe"] == "paper_grid"
     assert (out / "outputs" / f"{df.image[0]}__meta.png").is_file()  # the meta mode's own largest budget is kept
     with pytest.raises(SystemExit) as e:
         main(["compare", str(folder), "--init", str(init), "--recipe", "fast", "--budgets", "12", "--limit", "1", "-o", str(out)])

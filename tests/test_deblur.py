@@ -18,7 +18,7 @@ def _small_cfg(steps=60, kernel_size=9):
 
 
 def test_plan_follows_the_paper_and_ablations():
-    cfg = load_recipe("paper")
+    cfg = load_recipe("paper_grid")
     names = [(s.name, s.scales, s.cross) for s in plan_stages(cfg, 2)]
     assert names[0] == ("stage1", (2,), False)
     assert [n[1] for n in names[1:4]] == [(2,), (1,), (0,)] and all(n[2] for n in names[1:4])
@@ -88,7 +88,7 @@ def test_bad_arrays_raise_input_error(bad, msg):
 
 
 def test_recipes_load_and_reject_typos(tmp_path):
-    assert isinstance(load_recipe("paper"), DeblurConfig)
+    assert isinstance(load_recipe("paper"), DeblurConfig) and isinstance(load_recipe("paper_grid"), DeblurConfig)
     bad = tmp_path / "bad.toml"
     bad.write_text("[schedule]\nstage1_stpes = 3\n")
     with pytest.raises(InputError, match="unknown key"):

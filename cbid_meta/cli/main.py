@@ -322,11 +322,20 @@ def bench(
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
     with _progress() as progress:
         task = progress.add_task("bench", total=None)
+        image = progress.add_task("image", total=None, visible=False)
 
         def tick(done, total, label):
-            progress.update(task, completed=done, total=total, description=label)
+            progress.update(task, completed=done, total=total, description=f"{done}/{total} pairs")
+            progress.reset(image, total=None, description=label, visible=done < total)
 
-        df = run_bench(items, names, output, st, panels=panels, progress=tick, meta=meta)
+        def step(rec):  # per-iteration bar with its own ETA (a resumed image starts at its checkpoint)
+            if rec.get("total_steps"):
+                if next(t for t in progress.tasks if t.id == image).completed == 0 and rec["step"] > 0:  # resumed: no speed sample for the skipped steps
+                    progress.reset(image, total=rec["total_steps"], completed=rec["step"] + 1)
+                else:
+                    progress.update(image, completed=rec["step"] + 1, total=rec["total_steps"])
+
+        df = run_bench(items, names, output, st, panels=panels, progress=tick, meta=meta, on_step=step)
     if df is not None:
         import shutil
 

@@ -95,6 +95,7 @@ class BenchSettings:
     kernel_margin: int = 10  # px added to the true support for the INR methods
     kernel_size: int | None = None  # explicit support for every method (overrides margin)
     device: str = "cpu"
+    checkpoint_every: int = 250  # published recipe: iterations between checkpoints of a running image
 
 
 def _support(item: BenchItem, st: BenchSettings, margin: int) -> int:
@@ -107,8 +108,13 @@ def _support(item: BenchItem, st: BenchSettings, margin: int) -> int:
     return n + margin
 
 
-def run_method(method: str, item: BenchItem, st: BenchSettings) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """Run one method on one image: ``(estimate, kernel or None, extra info)``."""
+def run_method(method: str, item: BenchItem, st: BenchSettings, checkpoint: Path | None = None,
+               on_step: Callable[[dict], None] | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Run one method on one image: ``(estimate, kernel or None, extra info)``.
+
+    With a recipe on the published decimation pyramid, an INR method saves its
+    state to ``checkpoint`` every ``st.checkpoint_every`` iterations and resumes
+    from it; ``on_step`` sees every iteration's record."""
     if method == "blurry":
         return item.blurry, None, {}
     if method == "true_kernel":
@@ -135,7 +141,8 @@ def run_method(method: str, item: BenchItem, st: BenchSettings) -> tuple[np.ndar
         if st.steps:
             cfg = cfg.with_total_steps(st.steps, 3)
         cfg.schedule = replace(cfg.schedule, **INR_SWITCHES[method])
-        res = Deblurrer(cfg, st.device).run(item.blurry.astype(np.float32))
+        kw = {"checkpoint": checkpoint, "checkpoint_every": st.checkpoint_every} if cfg.schedule.pyramid == "decimate" and checkpoint else {}
+        res = Deblurrer(cfg, st.device).run(item.blurry.astype(np.float32), callback=on_step, **kw)
         return res.image.astype(np.float64), res.kernel, {"kernel_size": res.kernel.shape[0], "steps": res.info["steps"]}
     raise InputError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
 
@@ -199,8 +206,13 @@ def run_bench(
     panels: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
     meta: dict | None = None,
+    on_step: Callable[[dict], None] | None = None,
 ):
-    """Run (or resume) the benchmark; returns the gathered table (main process) or None."""
+    """Run (or resume) the benchmark; returns the gathered table (main process) or None.
+
+    A finished (method, image) pair is never redone; a long INR run of the
+    published recipe resumes from its checkpoint in ``OUT/checkpoints/``.
+    ``on_step`` sees every optimisation step of the INR methods (progress bars)."""
     import pandas as pd
     from accelerate import PartialState
 
@@ -213,6 +225,7 @@ def run_bench(
         raise InputError("the dataset is empty")
     state = PartialState(cpu=st.device == "cpu")
     (out / "rows").mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints").mkdir(exist_ok=True)
     if panels:
         (out / "panels").mkdir(exist_ok=True)
     pairs = _pairs(methods, items)
@@ -230,13 +243,15 @@ def run_bench(
             refs[it.name] = deconvolve(it.blurry, it.kernel)
         with peak_meter() as pm:
             t = time.perf_counter()
-            est, k, extra = run_method(m, it, st)
+            ckpt = out / "checkpoints" / f"{m}__{it.name}.pt"
+            est, k, extra = run_method(m, it, st, checkpoint=ckpt, on_step=on_step)
             sec = time.perf_counter() - t
         row = {"method": m, "image": it.name, **score(it, est, k, refs.get(it.name)), "seconds": sec, "peak_mib": pm.mib}
         row.update({"kernel_size": extra.get("kernel_size", ""), "steps": extra.get("steps", ""), "seed": st.seed, "git_revision": (meta or {}).get("git_revision", "")})
         if panels:
             _panel(it, est, k, out / "panels" / f"{it.name}__{m}.png")
         save_json(_row_path(out, m, it.name), row)
+        ckpt.unlink(missing_ok=True)  # the row is written: the pair is finished
         done += 1
     if progress:
         progress(done, len(mine), "done")

@@ -10,7 +10,7 @@ from .fourier_unet import FourierUNet, fourier_encoding
 from .grids import Pyramid, auto_coarsest_scale, internal_kernel_size
 from .image_inr import ImageINR, interp_matrix
 from .kernel_inr import KernelINR
-from .registry import available_generators, create_generator, register_generator
+from .registry import available_generators, create_generator, generator_class, register_generator
 from .siren import SirenKernel, centre_kernel
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "centre_kernel",
     "create_generator",
     "fourier_encoding",
+    "generator_class",
     "internal_kernel_size",
     "interp_matrix",
     "register_generator",

@@ -106,7 +106,7 @@ class FourierUNet(nn.Module):
         self.body = level
         self.head = nn.Conv2d(width, channels, 1)
         self._codes: dict[tuple, torch.Tensor] = {}
-        self.min_side = 2**depth  # smallest grid side whose deepest level keeps 2 px (reflection padding, BatchNorm)
+        self.min_side = 2**depth + 1  # smallest grid side whose deepest level keeps 2 px (reflection padding, BatchNorm)
 
     pyramid = "decimate"  # renders any grid size: the published decimation pyramid
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-__all__ = ["register_generator", "create_generator", "available_generators"]
+__all__ = ["register_generator", "create_generator", "generator_class", "available_generators"]
 
 _REGISTRY: dict[str, Callable] = {}
 
@@ -30,15 +30,19 @@ def register_generator(name: str):
     return deco
 
 
+def generator_class(name: str):
+    """The class registered as ``name``."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown generator '{name}' (choose from {', '.join(sorted(_REGISTRY))})") from None
+
+
 def create_generator(name: str, config, **context):
     """Build the generator registered as ``name`` from its config section
     (``ImageGeneratorConfig`` / ``KernelGeneratorConfig``) and the run's context
     (channels, extent, radius, seed: whatever that class's ``from_config`` takes)."""
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown generator '{name}' (choose from {', '.join(sorted(_REGISTRY))})") from None
-    return cls.from_config(config, **context)
+    return generator_class(name).from_config(config, **context)
 
 
 def available_generators() -> list[str]:

@@ -229,14 +229,14 @@ class Deblurrer:
         s0 = self.coarsest_scale(h, w)
         depth = s0 + 1 if (cfg.schedule.use_cross and s0 > 0) else max(s0, 0)
         pyr = Pyramid(h, w, kernel_size, depth)
+        from .published import check_generators
+
+        check_generators(cfg, "cell")
         torch.manual_seed(cfg.seed)
         img_gen = create_generator(cfg.image.name, cfg.image, extent=pyr.extent, channels=c).to(self.device)
         # coordinates and the initial width are relative to the user support, not the
         # (larger) internal lattice that keeps the taps of every scale aligned
         ker_gen = create_generator(cfg.kernel.name, cfg.kernel, radius=(kernel_size - 1) / 2, seed=cfg.seed).to(self.device)
-        for g in (img_gen, ker_gen):
-            if g.pyramid != "cell":
-                raise InputError(f"generator '{g.registry_name}' needs pyramid = 'decimate' in the recipe's [schedule]")
         return Problem(cfg, y_t, pyr, s0, depth, kernel_size, img_gen, ker_gen, self.device)
 
     def run(self, y, callback: Callable[[dict], None] | None = None, init=None, **published) -> DeblurResult:

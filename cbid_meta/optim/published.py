@@ -35,12 +35,12 @@ import torch
 
 from ..config import DeblurConfig
 from ..errors import InputError
-from ..generators import create_generator
+from ..generators import create_generator, generator_class
 from ..losses import metric
 from ..physics import conv_valid, cross_scale_prediction, decimate
 from .deblur import DeblurResult, Stage, plan_stages
 
-__all__ = ["published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem", "PublishedRun"]
+__all__ = ["check_generators", "published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem", "PublishedRun"]
 
 
 def scale_kernel_sizes(kernel_size: int, depth: int) -> list[int]:
@@ -70,6 +70,18 @@ def published_coarsest_scale(kernel_size: int, h: int, w: int) -> int:
             break
         s0 -= 1
     return s0
+
+
+def check_generators(cfg: DeblurConfig, pyramid: str) -> None:
+    """Both generators of ``cfg`` must render on ``pyramid`` (one error line otherwise)."""
+    for name in (cfg.image.name, cfg.kernel.name):
+        try:
+            cls = generator_class(name)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        if cls.pyramid != pyramid:
+            other = "decimate" if pyramid == "cell" else "cell"
+            raise InputError(f"generator '{name}' does not work with pyramid = '{pyramid}' (it needs pyramid = '{other}' in the recipe's [schedule])")
 
 
 @dataclass
@@ -137,12 +149,10 @@ class PublishedRun:
     def setup(self, y_t: torch.Tensor, s0: int) -> DecimatedProblem:
         cfg = self.cfg
         depth = s0 + 1 if (cfg.schedule.use_cross and s0 > 0) else s0
+        check_generators(cfg, "decimate")
         torch.manual_seed(cfg.seed)
         img_gen = create_generator(cfg.image.name, cfg.image, channels=y_t.shape[1]).to(self.device)
         ker_gen = create_generator(cfg.kernel.name, cfg.kernel).to(self.device)
-        for g, want in ((img_gen, "decimate"), (ker_gen, "decimate")):
-            if getattr(g, "pyramid", None) != want:
-                raise InputError(f"generator '{g.registry_name}' does not work with pyramid = 'decimate' (use fourier_unet and siren)")
         prob = DecimatedProblem(cfg, y_t, s0, depth, img_gen, ker_gen)
         need = getattr(img_gen, "min_side", 1)
         side = min(prob.latent_size(depth))
