@@ -18,12 +18,17 @@ from it) and its curve rows (PSNR of ``x`` and kernel NCC every
 ``--curve-every`` iterations).  After every image the committed tables are
 rewritten from all finished rows: ``--out`` (+ ``.md``) and ``--curve``.
 ``seconds`` adds up the sessions an image ran in; ``peak_mib`` is the peak
-resident memory of the process that finished it.
+resident memory of the process that finished it.  The rows and curves of the
+committed tables count as finished too, so a fresh checkout never redoes
+them; the default work folder lies outside the repository
+(``~/.cache/cbid_meta/levin_paper``, or ``$CBID_RUNS/levin_paper``), so its
+checkpoints outlive the working tree where the machine is kept.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -123,6 +128,31 @@ def run_image(item, a, work: Path, prov: dict) -> dict:
     }
 
 
+def seed_from_tables(a, work: Path) -> int:
+    """Write the committed tables' finished rows and curves into ``work`` (those not there yet)."""
+    if not a.out.exists():
+        return 0
+    from cbid_meta.io import save_json
+
+    n = 0
+    done = pd.read_csv(a.out, comment="#")
+    curve = pd.read_csv(a.curve, comment="#") if a.curve.exists() else pd.DataFrame()
+    for row in done.to_dict("records"):
+        note = row.get("note", "")
+        steps = int(note.split()[-1]) if isinstance(note, str) and note.startswith("--steps") else None
+        tag = _tag(row["image"], int(row["width"]), steps)
+        path = work / "rows" / f"{tag}.json"
+        if not path.exists():
+            save_json(path, {k: v for k, v in row.items() if not (isinstance(v, float) and np.isnan(v))})
+            n += 1
+            if not curve.empty:
+                c = curve[(curve["image"] == row["image"]) & (curve["width"] == row["width"])]
+                if not c.empty:
+                    (work / "curve").mkdir(parents=True, exist_ok=True)
+                    c.to_csv(work / "curve" / f"{tag}.csv", index=False)
+    return n
+
+
 def gather(a, work: Path, prov: dict) -> None:
     """Rewrite the committed tables from every finished row and curve in ``work``."""
     rows = [json.loads(p.read_text()) for p in sorted((work / "rows").glob("*.json"))]
@@ -161,12 +191,17 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--checkpoint-every", type=int, default=250)
     ap.add_argument("--curve-every", type=int, default=250)
-    ap.add_argument("--work", type=Path, default=Path("runs/levin_paper"), help="rows, checkpoints and curves (not committed)")
+    ap.add_argument("--work", type=Path, default=Path(os.environ.get("CBID_RUNS", Path.home() / ".cache" / "cbid_meta")) / "levin_paper",
+                    help="rows, checkpoints and curves (not committed; default outside the repository)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/levin_paper.csv"))
     ap.add_argument("--curve", type=Path, default=Path("benchmarks/results/levin_paper_curve.csv"))
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args(argv)
     prov = provenance()
+    (a.work / "rows").mkdir(parents=True, exist_ok=True)
+    seeded = seed_from_tables(a, a.work)
+    if seeded:
+        print(f"{seeded} finished row(s) taken from {a.out}", flush=True)
     if a.report_only:
         gather(a, a.work, prov)
         return 0
@@ -184,7 +219,6 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in by_name]
     if unknown:
         ap.error(f"unknown Levin image(s): {', '.join(unknown)}")
-    (a.work / "rows").mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(names):
         row_path = a.work / "rows" / f"{_tag(name, a.width, a.steps)}.json"
         if row_path.exists():

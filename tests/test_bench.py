@@ -240,3 +240,21 @@ def test_levin_core_script_writes_table_and_kernels(tmp_path):
     assert (kd / "im1_kernel5.json").exists()
     text = readme.read_text()
     assert "old" not in text and "mean PSNR" in text
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "levin").is_dir(), reason="needs ../shared/data/levin")
+def test_levin_paper_script_is_resumable_and_never_redoes_an_image(tmp_path):
+    out, curve = tmp_path / "lp.csv", tmp_path / "lp_curve.csv"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "levin_paper.py"), "--images", "im1_kernel5", "--width", "8", "--steps", "20",
+           "--curve-every", "10", "--checkpoint-every", "5", "--out", str(out), "--curve", str(curve)]
+    r = subprocess.run(cmd + ["--work", str(tmp_path / "w1")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_csv(out, comment="#")
+    assert list(df["image"]) == ["im1_kernel5"] and list(df["width"]) == [8] and list(df["iterations"]) == [20]
+    assert np.isfinite(df[["psnr", "psnr_nonblind", "kernel_ncc", "s_per_iter"]].to_numpy()).all()
+    assert list(pd.read_csv(curve, comment="#")["iteration"]) == [10, 20]
+    assert "git_revision" in out.read_text() and (tmp_path / "lp.md").is_file()
+    # a fresh work folder (a new checkout) takes the finished row from the table and does not run it again
+    r = subprocess.run(cmd + ["--work", str(tmp_path / "w2")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "taken from" in r.stdout and ": done" in r.stdout, r.stdout + r.stderr[-2000:]
+    assert len(pd.read_csv(out, comment="#")) == 1

@@ -21,7 +21,7 @@ Examples
 >>> net = FourierUNet(width=8, n_freqs=4)
 >>> net.render(37, 41).shape
 torch.Size([1, 1, 37, 41])
->>> float(net.render(37, 41).min()) >= 0.0
+>>> float(net.render(37, 41).detach().min()) >= 0.0
 True
 """
 from __future__ import annotations
