@@ -7,12 +7,13 @@ Usage (from the repository root; run it alone on the machine)::
 One iteration is what the final stage of ``recipes/paper.toml`` does 3500
 times per Levin image: render the 255 + K - 1 latent image (K = 23) and the
 kernel, 1 - SSIM of their 'valid' convolution against a 255×255 observation,
-backward, Adam step.  Options, each against the default (``cached``: the
-coordinate encoding of each scale computed once and reused):
+backward, Adam step.  Options, each against ``cached`` (float32, contiguous
+memory, the coordinate encoding of each scale computed once and reused):
 
 * ``uncached``: the encoding recomputed every iteration;
-* ``channels_last``: network and input in channels-last memory format;
-* ``bf16``: forward under ``torch.autocast("cpu", torch.bfloat16)``;
+* ``channels_last``: ``[image] channels_last = true`` (the recipe's default);
+* ``bf16``: ``[image] autocast = "bf16"`` (forward pass in bfloat16);
+* ``channels_last+bf16``: both;
 * ``1 thread``: ``torch.set_num_threads(1)`` instead of the default.
 
 The median over ``--iters`` timed iterations after two warm-up iterations.
@@ -20,7 +21,6 @@ The median over ``--iters`` timed iterations after two warm-up iterations.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import time
@@ -36,7 +36,7 @@ from cbid_meta.generators import FourierUNet, SirenKernel, fourier_encoding  # n
 from cbid_meta.losses import ssim_loss  # noqa: E402
 from cbid_meta.physics import conv_valid  # noqa: E402
 
-OPTIONS = ("cached", "uncached", "channels_last", "bf16", "1 thread")
+OPTIONS = ("cached", "uncached", "channels_last", "bf16", "channels_last+bf16", "1 thread")
 
 
 def time_option(width: int, option: str, size: int, ksize: int, iters: int) -> float:
@@ -44,24 +44,18 @@ def time_option(width: int, option: str, size: int, ksize: int, iters: int) -> f
     threads = torch.get_num_threads()
     if option == "1 thread":
         torch.set_num_threads(1)
-    net, ker = FourierUNet(width=width), SirenKernel()
+    net = FourierUNet(width=width, channels_last="channels_last" in option, autocast="bf16" if "bf16" in option else "none")
+    ker = SirenKernel()
     lat = size + ksize - 1
     y = torch.rand(1, 1, size, size)
-    if option == "channels_last":
-        net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([{"params": net.parameters(), "lr": 5e-3}, {"params": ker.parameters(), "lr": 5e-5}])
     times = []
     try:
         for i in range(iters + 2):
             t = time.perf_counter()
             code = fourier_encoding(lat, lat) if option == "uncached" else net.encoding(lat, lat)
-            if option == "channels_last":
-                code = code.contiguous(memory_format=torch.channels_last)
-            ctx = torch.autocast("cpu", dtype=torch.bfloat16) if option == "bf16" else contextlib.nullcontext()
             opt.zero_grad(set_to_none=True)
-            with ctx:
-                x = net(code)
-            loss = ssim_loss(conv_valid(x.float(), ker.render(ksize)), y)
+            loss = ssim_loss(conv_valid(net(code), ker.render(ksize)), y)
             loss.backward()
             opt.step()
             if i >= 2:

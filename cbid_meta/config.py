@@ -38,7 +38,9 @@ class ImageGeneratorConfig:
     """Image generator Φx, by registered ``name``.
 
     ``fourier_unet`` (published, :class:`~cbid_meta.generators.FourierUNet`) reads
-    ``width``, ``depth``, ``skip``, ``n_freqs``; ``grid``
+    ``width``, ``depth``, ``skip``, ``n_freqs`` and two speed options that do not
+    change the maths: ``channels_last`` (memory layout) and ``autocast``
+    (``"bf16"``: forward pass in bfloat16; ``"none"``: float32); ``grid``
     (:class:`~cbid_meta.generators.ImageINR`) reads the other fields.
     """
 
@@ -47,6 +49,8 @@ class ImageGeneratorConfig:
     depth: int = 5
     skip: int = 16
     n_freqs: int = 16
+    channels_last: bool = True
+    autocast: str = "none"
     levels: int = 6
     features: int = 2
     coarsest: int = 8

@@ -190,3 +190,16 @@ def test_end_to_end_published_run_beats_the_blurry_input():
     assert inr >= blurry + 1.0, (inr, blurry)
     assert restored >= blurry + 1.0, (restored, blurry)
     assert ncc >= 0.7, ncc
+
+
+def test_speed_options_do_not_change_the_maths():
+    outs = {}
+    for opts in ({}, {"channels_last": True}, {"autocast": "bf16"}):
+        torch.manual_seed(0)
+        net = FourierUNet(width=8, **opts)
+        with torch.no_grad():
+            outs[tuple(opts)] = net.render(70, 66)
+    assert torch.allclose(outs[()], outs[("channels_last",)], atol=1e-5)
+    assert (outs[()] - outs[("autocast",)]).abs().max() < 0.05  # bfloat16 keeps ~3 significant digits
+    with pytest.raises(ValueError, match="autocast"):
+        FourierUNet(width=8, autocast="fp8")
