@@ -176,7 +176,28 @@ def gather(a, work: Path, prov: dict) -> None:
         lines.append(d[cols].to_markdown(index=False, floatfmt=".3f"))
         mean = d[["psnr", "ssim", "error_ratio", "kernel_ncc", "psnr_nonblind", "psnr_blurry", "psnr_true_kernel"]].mean()
         lines += ["", "Mean: " + ", ".join(f"{k} {v:.3f}" for k, v in mean.items()) + f"; median seconds {d['seconds'].median():.0f}"]
+        if curves:
+            lines += ["", plateau_table(pd.concat(curves), w)]
     a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def plateau_table(curve: pd.DataFrame, width: int, tol: float = 0.01) -> str:
+    """Per image: the first curve iteration whose kernel NCC is within ``tol`` of the run's best,
+    the best NCC, and the PSNR of x at 2500 iterations and at the end (markdown)."""
+    rows = []
+    for name, c in curve[curve["width"] == width].groupby("image"):
+        c = c.sort_values("iteration")
+        best = c["kernel_ncc"].max()
+        at = c[c["kernel_ncc"] >= best - tol]["iteration"].iloc[0]
+        mid = c[c["iteration"] == 2500]["psnr"]
+        rows.append({"image": name, f"NCC within {tol} of its best at": int(at), "best NCC": best,
+                     "PSNR x at 2500": mid.iloc[0] if len(mid) else float("nan"), "PSNR x at end": c["psnr"].iloc[-1]})
+    t = pd.DataFrame(rows)
+    if t.empty:
+        return ""
+    med = int(t[f"NCC within {tol} of its best at"].median())
+    return (f"Kernel plateau (from the curve, every 250 iterations): median iteration {med}\n\n"
+            + t.to_markdown(index=False, floatfmt=".3f"))
 
 
 def main(argv=None) -> int:
