@@ -172,24 +172,30 @@ def test_end_to_end_published_run_beats_the_blurry_input():
     The schedule is shortened 10x (500 iterations) and a narrow, 4-level U-Net is used;
     with 10x fewer steps the kernel's learning rate is raised 10x (5e-4) and the image's
     doubled (1e-2), else the kernel barely leaves its near-uniform start.
+
+    One short run is a noisy draw (kernel NCC 0.68-0.89 over seeds and thread counts on
+    this machine), so the claim is made for the median of three seeds.
     """
     from cbid_meta.data import demo_pair
     from cbid_meta.evaluation import kernel_similarity, levin_scores
 
     y, x, k = demo_pair(size=128, kernel_size=13)
-    cfg = load_recipe("paper")
-    cfg.kernel_size, cfg.image.width, cfg.image.depth = 13, 16, 4
-    cfg.schedule.lr_kernel, cfg.schedule.lr_image = 5e-4, 1e-2
-    cfg = cfg.with_total_steps(500, 2)
-    res = Deblurrer(cfg).run(y)
     blurry = levin_scores(y.astype(float), x, crop=13)["psnr"]
-    inr = levin_scores(res.image.astype(float), x, crop=13)["psnr"]
-    restored = levin_scores(res.restored.astype(float), x, crop=13)["psnr"]
-    ncc = kernel_similarity(res.kernel, k)["ncc"]
-    assert res.info["steps"] == 500 and res.info["coarsest_scale"] == 1
-    assert inr >= blurry + 1.0, (inr, blurry)
-    assert restored >= blurry + 1.0, (restored, blurry)
-    assert ncc >= 0.7, ncc
+    gains, restored_gains, nccs = [], [], []
+    for seed in (2024, 0, 1):
+        cfg = load_recipe("paper")
+        cfg.kernel_size, cfg.image.width, cfg.image.depth = 13, 16, 4
+        cfg.schedule.lr_kernel, cfg.schedule.lr_image = 5e-4, 1e-2
+        cfg.seed = seed
+        cfg = cfg.with_total_steps(500, 2)
+        res = Deblurrer(cfg).run(y)
+        assert res.info["steps"] == 500 and res.info["coarsest_scale"] == 1
+        gains.append(levin_scores(res.image.astype(float), x, crop=13)["psnr"] - blurry)
+        restored_gains.append(levin_scores(res.restored.astype(float), x, crop=13)["psnr"] - blurry)
+        nccs.append(kernel_similarity(res.kernel, k)["ncc"])
+    assert np.median(gains) >= 1.0, gains
+    assert np.median(restored_gains) >= 1.0, restored_gains
+    assert np.median(nccs) >= 0.7, nccs
 
 
 def test_speed_options_do_not_change_the_maths():
