@@ -49,6 +49,9 @@ def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
     tifffile.imwrite(d / "inf.tif", inf)
     (d / "not_init.safetensors").write_text("nope")
     (d / "a_file").write_text("x")
+    (d / "midbatch" / "good_deblurred.png").mkdir(parents=True)  # the first input's output cannot be written
+    (d / "good2.png").write_bytes(good.read_bytes())
+    np.save(d / "negative_kernel.npy", -np.ones((5, 5)))
     o = str(d / "out")
     g = str(good)
     return [
@@ -76,6 +79,14 @@ def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
         ("output dir is a file", ["deblur", g, "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "a_file")], {}, None),
         ("output dir not creatable", ["deblur", g, "-k", "9", "--steps", "6", "--mode", "scratch", "-o", "/proc/cbid_out"], {}, None),
         ("disk full on write", ["deblur", g, "-k", "9", "--steps", "6", "--mode", "scratch", "-o", o], {}, DISK_FULL),
+        ("unwritable output mid-batch", ["deblur", g, str(d / "good2.png"), "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "midbatch")], {}, None),
+        ("--kernel file missing", ["deblur", g, "--kernel", str(d / "no_kernel.npy"), "-o", o], {}, None),
+        ("--kernel not a kernel", ["deblur", g, "--kernel", str(d / "text.png"), "-o", o], {}, None),
+        ("--kernel with negative taps", ["deblur", g, "--kernel", str(d / "negative_kernel.npy"), "-o", o], {}, None),
+        ("--kernel with --steps", ["deblur", g, "--kernel", str(d / "negative_kernel.npy"), "--steps", "9", "-o", o], {}, None),
+        ("unknown device name", ["deblur", g, "--device", "tpu", "-o", o], {}, None),
+        ("bad CUDA index", ["deblur", g, "--device", "cuda:x", "-o", o], {}, None),
+        ("no command", [], {}, None),
         ("batch with one bad file", ["deblur", g, str(d / "text.png"), "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "batch")], {}, None),
         ("bench: unknown dataset", ["bench", "nope", "-o", o], {}, None),
         ("bench: unknown method", ["bench", "synthetic", "--n", "1", "--methods", "magic", "-o", o], {}, None),
@@ -100,17 +111,23 @@ def main() -> None:
             err = [line for line in r.stderr.strip().splitlines() if line.strip()]
             errs = [line for line in err if line.startswith("error:")]
             msg = " / ".join(errs) if errs else (err[-1] if err else "")
-            new = [f for f in files_left(d) if f not in before and not f.startswith("batch/good")]
+            new = [f for f in files_left(d) if f not in before and not f.startswith(("batch/good", "midbatch/good2"))]
             rows.append((label, " ".join(argv[:1] + [a.replace(str(d), "…") for a in argv[1:]]), r.returncode, "Traceback" in r.stderr, ", ".join(new) or "none", msg.replace(str(d), "…")))
             print(f"{label}: rc={r.returncode} {msg}", flush=True)
+        # file modes of a good run's outputs under umask 022
+        r = subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "sh", *cbid, "deblur", g, "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "modes")],
+                           capture_output=True, text=True, timeout=600)
+        modes = {p.name: oct(p.stat().st_mode & 0o777) for p in sorted((d / "modes").iterdir())} if r.returncode == 0 else {"run failed": r.stderr[-200:]}
     meta = provenance()
     lines = ["# Bad inputs and what `cbid` says", "", *[f"- {k}: {v}" for k, v in meta.items()], "",
              "| case | command | exit code | traceback | new files left | message (every `error:` line) |", "|---|---|---|---|---|---|"]
     for label, cmd, rc, tb, new, msg in rows:
         lines.append(f"| {label} | `cbid {cmd}` | {rc} | {'YES' if tb else 'no'} | {new} | {msg.replace('|', '/')} |")
+    lines += ["", "Output files of a good run under `umask 022` (`cbid deblur good.png -k 9 --steps 6 --mode scratch`):", "",
+              "| file | mode |", "|---|---|", *[f"| {k} | {v} |" for k, v in modes.items()]]
     out = ROOT / "benchmarks/results/bad_inputs.md"
     out.write_text("\n".join(lines) + "\n")
-    bad = [r for r in rows if r[2] == 0 or r[3]]
+    bad = [r for r in rows if r[2] == 0 or r[3]] + [m for m in modes.values() if m != "0o644"]
     print(f"wrote {out}; {len(bad)} case(s) exited 0 or printed a traceback")
     sys.exit(1 if bad else 0)
 

@@ -52,7 +52,7 @@ def _one(args):
         kernel_dir = Path(kernel_dir)
         kernel_dir.mkdir(parents=True, exist_ok=True)
         np.save(kernel_dir / f"{name}.npy", res.kernel)
-        (kernel_dir / f"{name}.json").write_text(json.dumps({"refine_choice": res.info.get("refine_choice"), "kernel_size": cfg.kernel_size}, indent=1))
+        (kernel_dir / f"{name}.json").write_text(json.dumps({"selection": res.info.get("selection"), "kernel_size": cfg.kernel_size}, indent=1))
     est = res.image.astype(np.float64)
     sc = levin_scores(est, item.sharp)
     ref = deconvolve(item.blurry, item.kernel)
@@ -70,8 +70,8 @@ def _one(args):
         "peak_mib": peak_rss_mib(),
         "steps": res.info["steps"],
         "threads": torch.get_num_threads(),
-        "refine_seconds": res.info.get("refine_seconds", 0.0),
-        "refine_choice": (res.info.get("refine_choice") or {}).get("chosen", ""),
+        "refine_seconds": res.info.get("estimate_seconds", 0.0),  # kernel candidates and their selection
+        "refine_choice": res.info.get("chosen", "") if len(res.info.get("candidates", [])) > 1 else "",
     }
 
 

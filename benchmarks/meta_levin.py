@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, provenance, write_table  # noqa: E402
 
 from cbid_meta.io import read_table_header  # noqa: E402
-from cbid_meta.meta.evaluate import speedups  # noqa: E402
+from cbid_meta.evaluation.budgets import speedups  # noqa: E402
 
 
 def blurry_psnr(dataset: str, names: list[str]) -> float:

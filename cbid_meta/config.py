@@ -4,12 +4,16 @@ A recipe is a TOML file whose tables mirror these dataclasses::
 
     [image]      # ImageGeneratorConfig
     [kernel]     # KernelGeneratorConfig
-    [loss]       # LossConfig
-    [schedule]   # ScheduleConfig
+    [loss]         # LossConfig
+    [schedule]     # ScheduleConfig: the INR method's schedule
+    [estimation]   # EstimationConfig: kernel candidates
+    [selection]    # SelectionConfig: one of them
+    [restoration]  # RestorationConfig: the final image
 
 Named recipes live in ``recipes/`` (``fast``: the default, ``paper``: the
-paper-faithful schedule).  Unknown keys are an error, so a typo in a recipe
-never silently falls back to a default.
+published method).  The dataclass defaults are the ``fast`` recipe (a test
+checks it).  Unknown keys are an error, so a typo in a recipe never silently
+falls back to a default.
 """
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ __all__ = [
     "KernelGeneratorConfig",
     "LossConfig",
     "ScheduleConfig",
+    "EstimationConfig",
+    "SelectionConfig",
+    "RestorationConfig",
     "DeblurConfig",
     "load_recipe",
     "recipe_dir",
@@ -88,8 +95,9 @@ class KernelGeneratorConfig:
 class LossConfig:
     """Fitting metric M_f, cross-scale metric M_c and weights.
 
-    ``fit`` / ``cross``: ``l2`` (mean squared error, the default), ``l1`` or
-    ``charbonnier``.  ``cross_weight`` is λ.  ``prior`` names a standard image
+    ``fit`` / ``cross``: ``l2`` (mean squared error, the default), ``l1``,
+    ``charbonnier``, ``ssim`` (1 − SSIM: the published fit) or ``dft_l1`` (ℓ1 of
+    the DFT difference: the published cross term).  ``cross_weight`` is λ.  ``prior`` names a standard image
     prior (``tv``: total variation, ``l1l2``: normalised gradient sparsity)
     added with weight ``prior_weight`` during stages 1–2 and
     ``final_prior_weight`` during the final stage (0 disables it).
@@ -97,80 +105,100 @@ class LossConfig:
 
     fit: str = "l2"
     cross: str = "l2"
-    cross_weight: float = 1.0
-    prior: str = "tv"
-    prior_weight: float = 0.0
-    final_prior_weight: float = 0.0
+    cross_weight: float = 0.1
+    prior: str = "l1l2"
+    prior_weight: float = 0.001
+    final_prior_weight: float = 0.001
     prior_eps: float = 1e-3
 
 
 @dataclass
 class ScheduleConfig:
-    """The progressive coarse-to-fine schedule.
+    """The progressive coarse-to-fine schedule of the INR method.
 
     Stage 1: ``stage1_steps`` at scale S0 with L_fit only.
     Stage 2: ``stage2_steps`` at each scale S0, S0-1, …, 0 with L_fit + λ·L_cross.
-    Final:   ``final_steps`` at scale 0 with L_fit only (``final_method = "inr"``, the
-             paper), or — ``final_method = "nonblind"`` — the image is restored from
-             the estimated kernel by hyper-Laplacian non-blind deconvolution
-             (:func:`cbid_meta.optim.nonblind.deconvolve`, weight ``nonblind_lam``).
-
-    Kernel refinement (an extension, off in the paper recipe): with
-    ``refine_levels`` > 0 the INR kernel starts ``refine_iters`` iterations per
-    level of the classical L0-gradient alternating MAP
-    (:func:`cbid_meta.baselines.l0_map.refine_kernel`) on the ``refine_levels``
-    finest levels of its √2 pyramid (a number ≥ its depth: every level)
-    before the final image is made (``docs/design.md`` §7).  With
-    ``refine_bound`` a second kernel is estimated by the same MAP from
-    scratch on the full ``kernel_size`` support, and the one whose
-    deconvolution has the lower L1/L2 gradient ratio is kept
-    (:func:`cbid_meta.baselines.l0_map.select_kernel`).  With
-    ``refine_alt_prune`` > 0 each of these kernels is estimated a second time
-    with that per-iteration prune fraction instead of
-    :attr:`L0Config.prune <cbid_meta.baselines.l0_map.L0Config>` when the
-    support is at least ``refine_alt_min_size`` px (faint, long motion paths
-    survive a lower prune; on short kernels the extra candidates were
-    measured to hurt), and with ``refine_max_taps`` > 0
-    a candidate with more than that many non-zero taps per pixel of support
-    side is not a motion path and is passed over (``docs/design.md`` §9).  With
-    ``final_method = "inr"`` only the returned kernel is the polished one.
+    Final:   ``final_steps`` at scale 0 with L_fit only — run only when the image
+             comes from the generator (``[restoration] method = "inr"``).
 
     ``pyramid = "decimate"`` is the published model (``docs/design.md``):
     scale s observes ``y`` decimated s times, its kernel has ⌈K/2^s⌉ taps,
     its stage-2 fit compares (x⁽ˢ⁾⊗k⁽ˢ⁾)↓2 with y⁽ˢ⁺¹⁾ and its cross term
-    is :func:`cbid_meta.physics.cross_scale_prediction` against y⁽ˢ⁺¹⁾.
+    is :func:`cbid_meta.physics.cross_scale_prediction` against y⁽ˢ⁺¹⁾;
+    ``"cell"``: block means on a shared kernel lattice.
     ``total_steps`` > 0 sets the final stage to the steps left of that total;
     ``lr_milestones`` / ``lr_gamma`` are a step decay of both learning rates
-    (the published 2000, 4000 and 0.5).
+    (the published 2000, 4000 and 0.5); ``lr_decay``: the learning rates are
+    multiplied by this factor (cosine) over the final stage.
 
     ``coarsest_scale`` = -1 picks S0 from the kernel and image size.
     ``use_cross`` / ``progressive`` / ``multiscale`` switch off parts of the
     method for the ablations.
     """
 
-    pyramid: str = "cell"  # "decimate": the published model (y decimated, ceil(K/2^s) taps per scale); "cell": block means on a shared kernel lattice
+    pyramid: str = "cell"
     coarsest_scale: int = -1
-    total_steps: int = 0  # >0: the final stage runs whatever is left of this many steps
-    lr_milestones: list = field(default_factory=list)  # steps at which both learning rates are multiplied by lr_gamma
+    total_steps: int = 0
+    lr_milestones: list = field(default_factory=list)
     lr_gamma: float = 0.5
-    stage1_steps: int = 200
-    stage2_steps: int = 200
-    final_steps: int = 300
+    stage1_steps: int = 10
+    stage2_steps: int = 10
+    final_steps: int = 100
     lr_image: float = 1e-2
     lr_kernel: float = 1e-3
-    lr_decay: float = 0.1  # lr multiplied by this factor (cosine) over the final stage
-    final_method: str = "inr"
-    nonblind_lam: float = 5000.0
-    refine_levels: int = 0  # >0: polish the INR kernel by L0 alternating MAP on this many finest levels
-    refine_iters: int = 10
-    refine_trim: float = 0.0  # >0: first cut the support to the taps above this fraction of the max (+2 px)
-    refine_bound: bool = False  # with refine_levels > 0: also estimate by L0 MAP on the full kernel_size support; keep the sparser deconvolution
-    refine_alt_prune: float = 0.0  # >0: every hypothesis is also estimated with this L0 prune fraction (more candidates)
-    refine_alt_min_size: int = 25  # the alternative prune only for supports of at least this many px (short kernels have no faint tails)
-    refine_max_taps: float = 0.0  # >0: candidates with more than this × support side non-zero taps are passed over (unless all are)
+    lr_decay: float = 0.1
     use_cross: bool = True
     progressive: bool = True
     multiscale: bool = True
+
+
+@dataclass
+class EstimationConfig:
+    """Kernel candidates (:mod:`cbid_meta.pipeline.estimation`), by name, in order.
+
+    ``inr``: the INR method's kernel; ``polish``: L0 alternating MAP started from it
+    on the ``polish_levels`` finest levels of its √2 pyramid (a number ≥ its depth:
+    every level), after cutting its support to the taps above ``polish_trim`` × max
+    (+2 px; 0: no cut); ``l0_map``: L0 MAP from scratch on the full support.  ``iters``:
+    L0 iterations per level.  With ``alt_prune`` > 0 each L0 estimator also runs with
+    that prune fraction when the support is at least ``alt_min_size`` px.
+    """
+
+    estimators: list = field(default_factory=lambda: ["polish", "l0_map"])
+    polish_levels: int = 12
+    polish_trim: float = 0.1
+    iters: int = 10
+    alt_prune: float = 0.02
+    alt_min_size: int = 25
+
+
+@dataclass
+class SelectionConfig:
+    """How one kernel is chosen among several candidates (:mod:`cbid_meta.pipeline.selection`).
+
+    ``sparsity``: the candidate whose hyper-Laplacian deconvolution has the lowest
+    ‖∇x‖₁/‖∇x‖₂; candidates with more than ``max_taps`` × support side non-zero taps
+    are passed over unless all are (0: no such guard).
+    """
+
+    method: str = "sparsity"
+    max_taps: float = 8.0
+
+
+@dataclass
+class RestorationConfig:
+    """The final image (:mod:`cbid_meta.pipeline.restoration`).
+
+    ``method``: ``inr`` (the generator's output: the paper), ``hyper_laplacian``,
+    ``wiener`` or ``tiled``; ``lam``: the non-blind data weight (scaled down for
+    noisy input by ``--noise``); ``tile`` / ``wiener_above_mp``: the tiled restorer's
+    tile side and the size above which its tiles use the Wiener filter.
+    """
+
+    method: str = "hyper_laplacian"
+    lam: float = 5000.0
+    tile: int = 512
+    wiener_above_mp: float = 2.0
 
 
 @dataclass
@@ -183,6 +211,9 @@ class DeblurConfig:
     kernel: KernelGeneratorConfig = field(default_factory=KernelGeneratorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    estimation: EstimationConfig = field(default_factory=EstimationConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    restoration: RestorationConfig = field(default_factory=RestorationConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -197,7 +228,7 @@ class DeblurConfig:
         if sch.total_steps > 0:
             final = sch.total_steps - sch.stage1_steps - sch.stage2_steps * n_scales
             sch = dataclasses.replace(sch, final_steps=max(final, 0), total_steps=0)
-        final = sch.final_steps if sch.final_method == "inr" else 0
+        final = sch.final_steps if self.restoration.method == "inr" else 0
         cur = sch.stage1_steps + sch.stage2_steps * n_scales + final
         f = steps / max(cur, 1)
         new = dataclasses.replace(
@@ -215,6 +246,9 @@ _SECTIONS = {
     "kernel": KernelGeneratorConfig,
     "loss": LossConfig,
     "schedule": ScheduleConfig,
+    "estimation": EstimationConfig,
+    "selection": SelectionConfig,
+    "restoration": RestorationConfig,
 }
 
 
@@ -230,6 +264,8 @@ def _build(cls, data: dict[str, Any], where: str):
             kwargs[key] = _build(_SECTIONS[key], value, f"{where}[{key}]")
         else:
             default = getattr(cls(), key)
+            if isinstance(default, list) and not isinstance(value, list):
+                raise InputError(f"'{key}' in {where} must be a list, got {value!r}")
             if isinstance(default, bool) and not isinstance(value, bool):
                 raise InputError(f"'{key}' in {where} must be true/false, got {value!r}")
             if isinstance(default, (int, float)) and not isinstance(default, bool):

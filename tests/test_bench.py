@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cbid_meta.baselines import l0_deblur
-from cbid_meta.baselines.l0_map import center_kernel, drop_small_components, gradient_sparsity, is_path_like, refine_kernel, salient_threshold, select_kernel, trim_support
+from cbid_meta.pipeline.l0_map import center_kernel, drop_small_components, l0_deblur, refine_kernel, salient_threshold, trim_support
+from cbid_meta.pipeline.selection import gradient_sparsity, is_path_like, select_kernel
 from cbid_meta.cli.main import main
 from cbid_meta.data import demo_pair
 from cbid_meta.errors import InputError

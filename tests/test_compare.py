@@ -31,9 +31,16 @@ def test_compare_report_and_resume(setup, tmp_path):
     page = (out / "report.html").read_text()
     figs = sorted(p.name for p in out.glob("*.png"))
     assert {"psnr_vs_steps.png", "psnr_vs_seconds.png", "kernels.png", "panels.png"} <= set(figs)
-    for f in figs:
-        assert f'alt="{f}"' in page
-    assert len(re.findall(r"data:image/png;base64,", page)) == len(figs)
+    for f in figs:  # one copy of each figure: the page links the PNG, with a caption
+        assert f'src="{f}"' in page
+    assert "data:image/png;base64," not in page
+    assert len(re.findall(r"<figcaption>[^<]{40,}</figcaption>", page)) == len(figs)
+    assert "at 8 steps" in page  # which budget the panels show
+    assert "blurry input" in page and "true kernel (non-blind)" in page  # reference rows
+    summary = (out / "summary.md").read_text()
+    row = next(ln for ln in summary.splitlines() if ln.startswith("| scratch") and "| 8 " in ln)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "8" and re.fullmatch(r"\d+\.\d\de[-+]\d\d", cells[-2]), cells  # budget an integer, L_fit not 0.000
     head = (out / "results.csv").read_text().splitlines()[:6]
     assert any(line.startswith("# git_revision") for line in head) and any("torch" in line for line in head)
     # resume: drop the last row; only that run is redone
@@ -101,7 +108,7 @@ def test_compare_meta_budgets_and_recipe(setup, tmp_path):
 
 
 def test_speedups_per_metric():
-    from cbid_meta.meta.evaluate import speedups
+    from cbid_meta.evaluation.budgets import speedups
 
     rows = [
         # image a: meta reaches scratch's final PSNR at 100 steps (10x) and its kernel NCC at 200 (5x)

@@ -34,17 +34,21 @@ def test_plan_follows_the_paper_and_ablations():
     assert st[0].scales == (2, 1, 0) and sum(s.steps for s in st) == total
 
 
-def test_nonblind_final_replaces_the_inr_final_stage():
+def test_nonblind_restoration_replaces_the_inr_final_stage():
     cfg = load_recipe("fast")
-    cfg.schedule.final_method = "nonblind"
+    cfg.restoration.method = "hyper_laplacian"
     assert all(s.name != "final" for s in plan_stages(cfg, 2))
+    cfg.restoration.method = "inr"
+    assert plan_stages(cfg, 2)[-1].name == "final"
     y, x, k = demo_pair(size=48, kernel_size=7)
     cfg.kernel_size = 7
-    res = Deblurrer(cfg.with_total_steps(20, 2)).run(y)
-    assert res.info["final_method"] == "nonblind" and res.image.shape == (48, 48)
-    cfg.schedule.final_method = "magic"
-    with pytest.raises(InputError, match="final_method"):
-        plan_stages(cfg, 2)
+    for method in ("hyper_laplacian", "wiener", "tiled"):
+        cfg.restoration.method = method
+        res = Deblurrer(cfg.with_total_steps(20, 2)).run(y)
+        assert res.info["restoration"] == method and res.image.shape == (48, 48)
+    cfg.restoration.method = "magic"
+    with pytest.raises(InputError, match="restorer 'magic'"):
+        Deblurrer(cfg).run(y)
 
 
 def test_same_seed_same_result():
@@ -113,17 +117,17 @@ def test_end_to_end_gain_on_synthetic_image():
     cfg = load_recipe("fast")
     cfg.kernel_size = 9
     cfg = cfg.with_total_steps(500, 2)
-    inr_only = replace(cfg, schedule=replace(cfg.schedule, refine_levels=0))
+    inr_only = replace(cfg, estimation=replace(cfg.estimation, estimators=["inr"]))
     for c, min_ncc in ((inr_only, 0.7), (cfg, 0.6)):
         res = Deblurrer(c).run(y)
         after = levin_scores(res.image.astype(np.float64), x, crop=8)["psnr"]
         ncc = kernel_similarity(res.kernel, k)["ncc"]
-        assert after > before + 1.0, (c.schedule.refine_levels, before, after)
-        assert ncc > min_ncc, (c.schedule.refine_levels, ncc)
-        choice = res.info["refine_choice"]
-        if c.schedule.refine_bound and c.schedule.refine_levels:
+        assert after > before + 1.0, (c.estimation.estimators, before, after)
+        assert ncc > min_ncc, (c.estimation.estimators, ncc)
+        choice = res.info["selection"]
+        if len(c.estimation.estimators) > 1:
             sp = choice["sparsity"]
-            assert set(sp) == {"inr", "bound"}  # a 9-px support: below refine_alt_min_size, no low-prune candidates
+            assert set(sp) == {"polish", "l0_map"}  # a 9-px support: below alt_min_size, no low-prune candidates
             admitted = [n for n in sp if n not in choice["passed_over"]] or list(sp)
             assert choice["chosen"] == min(admitted, key=sp.get), choice
         else:
@@ -137,11 +141,11 @@ def test_low_prune_hypotheses_are_scored_and_guarded():
     cfg = load_recipe("fast")
     cfg.kernel_size = 9
     cfg = cfg.with_total_steps(40, 2)
-    cfg = replace(cfg, schedule=replace(cfg.schedule, refine_alt_min_size=9, refine_max_taps=2.0))
+    cfg = replace(cfg, estimation=replace(cfg.estimation, alt_min_size=9), selection=replace(cfg.selection, max_taps=2.0))
     res = Deblurrer(cfg).run(y)
-    choice = res.info["refine_choice"]
+    choice = res.info["selection"]
     sp = choice["sparsity"]
-    assert set(sp) == {"inr", "bound", "inr_prune0.02", "bound_prune0.02"}
+    assert set(sp) == {"polish", "l0_map", "polish_prune0.02", "l0_map_prune0.02"}
     admitted = [n for n in sp if n not in choice["passed_over"]] or list(sp)
     assert choice["chosen"] == min(admitted, key=sp.get), choice
     assert np.count_nonzero(res.kernel) <= 2.0 * 9 or len(admitted) == len(sp), choice

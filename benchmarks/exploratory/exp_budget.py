@@ -1,7 +1,7 @@
 import sys, numpy as np
 from pathlib import Path
 from cbid_meta.evaluation.datasets import load_dataset
-from cbid_meta.meta.evaluate import run_budget
+from cbid_meta.evaluation.budgets import run_budget
 from cbid_meta.meta.init import MetaInit
 mode, budget, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]); out.mkdir(parents=True, exist_ok=True)
 names = sys.argv[4].split(",")

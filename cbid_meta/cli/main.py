@@ -32,33 +32,43 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
-class Device(str, Enum):
-    cpu = "cpu"
-    cuda = "cuda"
+def _version_callback(value: bool) -> None:
+    if value:
+        import torch
+
+        from .. import __version__
+
+        print(f"cbid_meta {__version__} (torch {torch.__version__}, python {platform.python_version()})")
+        raise typer.Exit()
 
 
-def _check_device(device: Device) -> str:
-    import torch
-
-    if device == Device.cuda and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but no CUDA device is available")
-    return device.value
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")):
+    """Self-supervised blind image deblurring with cross-scale implicit neural representations."""
 
 
-def _config(recipe: str, kernel_size: Optional[int], steps: Optional[int], seed: int):
-    from ..config import load_recipe
+DEVICE_HELP = "cpu, cuda, cuda:N or mps."
+SEED_HELP = "Random seed of the generators' initialisation (same seed, same machine: same result)."
 
-    cfg = load_recipe(recipe)
-    if kernel_size is not None:
-        if kernel_size < 3:
-            raise InputError(f"--kernel-size must be at least 3, got {kernel_size}")
-        cfg.kernel_size = kernel_size
-    if steps is not None:
-        if steps < 3:
-            raise InputError(f"--steps must be at least 3, got {steps}")
-        cfg._requested_steps = steps  # type: ignore[attr-defined]  # rescaled once S0 is known
-    cfg.seed = seed
-    return cfg
+
+def _check_device(device: str) -> str:
+    from ..api import parse_device
+
+    return parse_device(device)
+
+
+def _check_output_dir(path: Path) -> None:
+    """The output folder must be a folder we can write (created if missing): checked before any work."""
+    import tempfile
+
+    if path.exists() and not path.is_dir():
+        raise InputError(f"-o {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise InputError(f"-o {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 class Mode(str, Enum):
@@ -67,19 +77,10 @@ class Mode(str, Enum):
 
 
 def _resolve_init(init: Optional[Path], mode: Optional["Mode"], recipe: str = "fast"):
-    """The initializer to use (default: the one packaged for ``recipe``), or None for the from-scratch mode."""
-    from ..meta import MetaInit, load_default_init
+    """The initialiser to use (default: the one packaged for ``recipe``), or None for the from-scratch mode."""
+    from ..api import resolve_init
 
-    if mode == Mode.scratch:
-        if init is not None:
-            raise InputError("--init given with --mode scratch; drop one of them")
-        return None
-    if init is not None:
-        return MetaInit.load(init)
-    default = load_default_init(recipe)
-    if default is None and mode == Mode.meta:
-        raise InputError("--mode meta needs --init PATH (no packaged initializer is installed)")
-    return default
+    return resolve_init(recipe, init, mode.value if mode is not None else None)
 
 
 def _panel(before, after, kernel, max_width: int = 1600):
@@ -100,58 +101,66 @@ def _panel(before, after, kernel, max_width: int = 1600):
     return p
 
 
-def _run_one(path: Path, cfg, device: str, outdir: Path, progress: Progress, recipe: str, meta_init=None, region=None, noise=None, bits=None, panels=False) -> dict:
-    import copy
+def _versions() -> dict:
+    import datetime as dt
 
-    from ..io import image_info, load_image, save_image, save_json, save_kernel
-    from ..optim import Deblurrer, plan_stages
-    from ..optim.photo import auto_kernel_size, choose_region, deblur_photo, luminance
+    import torch
 
-    img = load_image(path, gray=False)  # validates first: missing, directory, not an image, ...
+    from .. import __version__
+
+    return {"cbid_meta": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "date": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
+def _run_one(path: Path, outdir: Path, progress: Progress, opts: dict, panels=False, bits=None) -> dict:
+    from ..api import as_image, plan, run
+    from ..io import image_info, save_image, save_json, save_kernel, save_kernel_npy
+
+    img = as_image(path)  # validates first: missing, directory, not an image, NaN, ...
     info = image_info(path)
-    if img.shape[2] == 1:
-        img = img[:, :, 0]
-    cfg = copy.deepcopy(cfg)
-    notes = []
+    p = plan(img, **opts)  # every setting resolved and checked before the run
+    notes = list(p.notes)
     if info["alpha"]:
         notes.append("alpha channel dropped (deblurring acts on the colour channels)")
-    lum = luminance(img)
-    if cfg.kernel_size in (0, None, "auto"):
-        cfg.kernel_size = auto_kernel_size(lum)
-        notes.append(f"kernel size auto: {cfg.kernel_size}")
-    region = region or choose_region(lum, 384)  # chosen once, passed on
-    t, l, rh, rw = region
-    requested = getattr(cfg, "_requested_steps", None)
-    deb = Deblurrer(cfg, device)
-    s0 = deb.coarsest_scale(min(rh, lum.shape[0]), min(rw, lum.shape[1]))
-    if requested is not None:
-        cfg = cfg.with_total_steps(requested, s0 + 1)
-    total = sum(st.steps for st in plan_stages(cfg, s0))
-    task = progress.add_task(path.name, total=total)
-    res = deblur_photo(img, cfg, device, init=meta_init, region=region, noise=noise,
-                       callback=lambda rec: progress.update(task, advance=1))
+    task = None
+
+    def tick(done, total, phase):
+        nonlocal task
+        label = {"polish": "polishing kernel", "restore": "restoring"}.get(phase, "estimating kernel")
+        if task is None:
+            task = progress.add_task(f"{path.name}", total=total)
+        progress.update(task, completed=done, total=total, description=f"{path.name}: {label}")
+
+    try:
+        res = run(img, p, tick)
+    except BaseException:
+        if task is not None:
+            progress.remove_task(task)  # no stale bar after the error line
+        raise
     stem = path.stem
     out_bits = bits or info["bits"]
     outdir.mkdir(parents=True, exist_ok=True)
     save_image(outdir / f"{stem}_deblurred.png", res.image, bits=out_bits)
-    save_kernel(outdir / f"{stem}_kernel.png", res.kernel)
+    save_kernel(outdir / f"{stem}_kernel.png", res.kernel, zoom=0)
+    save_kernel_npy(outdir / f"{stem}_kernel.npy", res.kernel)
     if panels:
         save_image(outdir / f"{stem}_panel.png", _panel(img, res.image, res.kernel))
+    est = res.estimate
     record = {
         "input": str(path),
         "input_format": info,
         "output_bits": out_bits,
-        "recipe": recipe,
-        "mode": "meta" if meta_init is not None else "scratch",
-        "init": (meta_init.info.get("path") if meta_init is not None else None),
+        "recipe": opts.get("recipe", "fast"),
+        "mode": "non-blind (given kernel)" if p.kernel is not None else p.mode,
+        "init": (p.init.info.get("path") if p.init is not None else None),
         "seconds": round(res.seconds, 3),
         "notes": notes,
         "photo": res.info,
-        "final_losses": res.estimate.final_losses,
-        "info": res.estimate.info,
-        "settings": res.estimate.config,
+        "final_losses": est.final_losses if est is not None else {},
+        "info": est.info if est is not None else {},
+        "settings": est.config if est is not None else p.config.to_dict(),
         "kernel": res.kernel.tolist(),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "versions": _versions(),
     }
     save_json(outdir / f"{stem}.json", record)
     for n in notes:
@@ -170,64 +179,67 @@ def _parse_region(region: Optional[str]):
         raise InputError(f"--region must be TOP,LEFT,HEIGHT,WIDTH in pixels, got '{region}'") from None
 
 
-def _parse_noise(noise: Optional[str]):
-    if noise is None or noise == "none":
-        return None
-    if noise == "auto":
-        return noise
-    try:
-        v = float(noise)
-    except ValueError:
-        raise InputError(f"--noise must be a number (sigma in [0, 0.5)) or 'auto', got '{noise}'") from None
-    if not 0 <= v < 0.5 or v != v:
-        raise InputError(f"--noise must be in [0, 0.5), got {noise}")
-    return v
+KERNEL_SIZE_HELP = "Kernel support in pixels (odd), or 'auto' to estimate it. Default: the recipe's (31)."
+RECIPE_HELP = "Per-image recipe: fast (the default), paper (the published method, hours per image on a CPU) or a TOML file."
 
 
 @app.command()
 def deblur(
-    inputs: List[Path] = typer.Argument(..., help="Blurry image file(s)."),
+    inputs: List[Path] = typer.Argument(..., help="Blurry image file(s) (PNG, JPEG or TIFF; 8 or 16 bit; gray or colour)."),
     output: Path = typer.Option(Path("cbid_out"), "-o", "--output", help="Output folder."),
-    kernel_size: Optional[str] = typer.Option(None, "--kernel-size", "-k", help="Kernel support in pixels, or 'auto' (default: the recipe's)."),
-    recipe: str = typer.Option("fast", "--recipe", "-r", help="Recipe name (fast, paper) or path to a TOML file."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (stages rescaled)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same machine: same result)."),
-    device: Device = typer.Option(Device.cpu, "--device", help="cpu or cuda."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (.safetensors); default: the one packaged for --recipe."),
-    mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (start from the initializer, shortened schedule) or scratch (the paper). Default: meta when an initializer is available."),
-    region: Optional[str] = typer.Option(None, "--region", help="TOP,LEFT,HEIGHT,WIDTH of the crop used to estimate the kernel (default: automatic)."),
-    noise: str = typer.Option("auto", "--noise", help="Noise sigma in [0, 0.5), 'auto' (estimate it; the default) or 'none' (the recipe's regularisation as is)."),
-    bits: Optional[int] = typer.Option(None, "--bits", help="Output bit depth 8 or 16 (default: the input's)."),
+    kernel_size: Optional[str] = typer.Option(None, "--kernel-size", "-k", help=KERNEL_SIZE_HELP),
+    recipe: str = typer.Option("fast", "--recipe", "-r", help=RECIPE_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (stages rescaled). Default: the recipe's, or the initialiser's budget in meta mode."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initialiser (.safetensors). Default: the one packaged for --recipe, if any."),
+    mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (start from the initialiser, shortened schedule) or scratch (random start, the recipe's schedule). Default: meta when an initialiser is available."),
+    kernel: Optional[Path] = typer.Option(None, "--kernel", help="A known kernel (.npy or image file): skip the estimation, restore with it (non-blind)."),
+    region: Optional[str] = typer.Option(None, "--region", help="TOP,LEFT,HEIGHT,WIDTH of the crop the kernel is estimated on. Default: the 384-px window with the most edges."),
+    noise: str = typer.Option("auto", "--noise", help="Noise sigma of the input in [0, 0.5), 'auto' (estimated) or 'none' (the recipe's regularisation as is)."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Output bit depth, 8 or 16. Default: the input's."),
     panels: bool = typer.Option(False, "--panels", help="Also write <name>_panel.png: input | output, kernel in the corner."),
 ):
-    """Deblur images: writes <name>_deblurred.png, <name>_kernel.png and <name>.json per input.
+    """Deblur images: writes <name>_deblurred.png, <name>_kernel.png (for viewing), <name>_kernel.npy (sums to 1) and <name>.json per input.
 
     Colour: the kernel is estimated on the luminance and every channel is restored with it.
-    Large photos: the kernel is estimated on a crop, the full image restored tile by tile."""
-    dev = _check_device(device)
+    Large photos: the kernel is estimated on a crop, the full image restored tile by tile.
+    A failing input is reported in one line and the batch goes on."""
     if bits is not None and bits not in (8, 16):
         raise InputError(f"--bits must be 8 or 16, got {bits}")
-    reg, sigma = _parse_region(region), _parse_noise(noise)
-    if kernel_size is not None and kernel_size != "auto":
-        try:
-            kernel_size = int(kernel_size)
-        except ValueError:
-            raise InputError(f"--kernel-size must be an integer or 'auto', got '{kernel_size}'") from None
-    cfg = _config(recipe, kernel_size if kernel_size != "auto" else None, steps, seed)
-    if kernel_size == "auto":
-        cfg.kernel_size = "auto"
-    meta_init = _resolve_init(init, mode, recipe)
-    if meta_init is not None and steps is None:
-        cfg._requested_steps = meta_init.steps  # type: ignore[attr-defined]
+    _check_output_dir(output)
+    opts = {"recipe": recipe, "kernel_size": kernel_size, "steps": steps, "seed": seed, "device": _check_device(device),
+            "mode": mode.value if mode is not None else None, "init": init, "region": _parse_region(region), "noise": noise,
+            "kernel": kernel}
+    from ..api import _kernel_size, _noise
+    from ..config import load_recipe
+
+    load_recipe(recipe)  # option errors before any file is read
+    _noise(noise)
+    _kernel_size(kernel_size)
+    if steps is not None and steps < 3:
+        raise InputError(f"--steps must be at least 3, got {steps}")
+    if kernel is not None:
+        from ..io import load_kernel
+
+        opts["kernel"] = load_kernel(kernel)
+        if any(opts[k] is not None for k in ("kernel_size", "steps", "init", "mode")):
+            raise InputError("--kernel restores with a known kernel: drop --kernel-size, --steps, --init and --mode")
+    else:
+        opts["init"] = _resolve_init(init, mode, recipe)
     failures = 0
     with _progress() as progress:
         for path in inputs:
             try:
-                rec = _run_one(path, cfg, dev, output, progress, recipe, meta_init, reg, sigma, bits, panels)
+                rec = _run_one(path, output, progress, opts, panels, bits)
                 progress.console.print(f"[green]ok[/] {path} → {output}/{path.stem}_deblurred.png ({rec['seconds']:.1f} s)")
             except CbidError as exc:
                 failures += 1
                 progress.console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+            except OSError as exc:  # a write failed for this input: report it, go on with the next
+                failures += 1
+                where = getattr(exc, "filename", None)
+                progress.console.print(f"error: {path}: {exc.strerror or exc}" + (f": {where}" if where else ""), highlight=False, markup=False, soft_wrap=True)
     if failures and len(inputs) == 1:
         raise typer.Exit(code=2)  # the one error line is already printed
     if failures:
@@ -238,43 +250,40 @@ def deblur(
 def demo(
     output: Path = typer.Option(Path("cbid_demo"), "-o", "--output", help="Output folder."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps."),
-    seed: int = typer.Option(0, "--seed"),
-    device: Device = typer.Option(Device.cpu, "--device"),
-    mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (packaged initializer, when installed) or scratch."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (the packaged initialiser, when installed) or scratch. Default: meta when an initialiser is packaged."),
 ):
     """Run the main job on the embedded demo (scikit-image's camera blurred by a motion kernel)."""
     import numpy as np
 
+    from ..api import plan, run
     from ..data import demo_pair
-    from ..io import save_image, save_json, save_kernel
-    from ..optim import Deblurrer
+    from ..evaluation import levin_scores
+    from ..io import save_image, save_json, save_kernel, save_kernel_npy
 
     dev = _check_device(device)
-    if steps is not None and steps < 3:
-        raise InputError(f"--steps must be at least 3, got {steps}")
-    meta_init = _resolve_init(None, mode)
+    _check_output_dir(output)
     y, x, k = demo_pair(size=128, kernel_size=15, seed=seed)
-    cfg = _config("fast", 25, None, seed)  # true support 15 + the benchmark's 10-px margin
-    budget = steps or (meta_init.steps if meta_init is not None else None)
-    if budget is not None:
-        cfg = cfg.with_total_steps(budget, 2)
+    # true support 15 + the benchmark's 10-px margin; the noise-free demo keeps the recipe's weight
+    p = plan(y, kernel_size=25, steps=steps, mode=mode.value if mode else None, seed=seed, device=dev, noise=None)
+    with _progress() as progress:
+        task = progress.add_task("demo", total=p.total)
+        res = run(y, p, lambda done, total, phase: progress.update(task, completed=done, total=total))
+    before = levin_scores(y, x, crop=10)
+    after = levin_scores(res.image.astype(np.float64), x, crop=10)
     output.mkdir(parents=True, exist_ok=True)
     save_image(output / "demo_blurry.png", y)
     save_image(output / "demo_sharp.png", x)
-    save_kernel(output / "demo_true_kernel.png", k)
-    with _progress() as progress:
-        task = progress.add_task("demo", total=None)
-        res = Deblurrer(cfg, dev).run(y, callback=lambda rec: progress.update(task, advance=1), init=meta_init)
-    from ..evaluation import levin_scores
-
-    before = levin_scores(y, x, crop=10)
-    after = levin_scores(res.image.astype(np.float64), x, crop=10)
+    save_kernel(output / "demo_true_kernel.png", k, zoom=0)
     save_image(output / "demo_deblurred.png", res.image)
-    save_kernel(output / "demo_kernel.png", res.kernel)
-    mode_used = "meta" if meta_init is not None else "scratch"
-    save_json(output / "demo.json", {"psnr_blurry": before["psnr"], "psnr_deblurred": after["psnr"], "seconds": res.seconds, "mode": mode_used, "info": res.info})
+    save_kernel(output / "demo_kernel.png", res.kernel, zoom=0)
+    save_kernel_npy(output / "demo_kernel.npy", res.kernel)
+    info = res.estimate.info
+    save_json(output / "demo.json", {"psnr_blurry": before["psnr"], "psnr_deblurred": after["psnr"], "seconds": res.seconds,
+                                     "mode": p.mode, "info": info, "versions": _versions()})
     console.print(
-        f"demo ({mode_used} mode, {res.info['steps']} steps): PSNR {before['psnr']:.2f} dB (blurry) → {after['psnr']:.2f} dB (deblurred) in {res.seconds:.1f} s; outputs in {output}/"
+        f"demo ({p.mode} mode, {info['steps']} steps): PSNR {before['psnr']:.2f} dB (blurry) → {after['psnr']:.2f} dB (deblurred) in {res.seconds:.1f} s; outputs in {output}/"
     )
 
 
@@ -285,20 +294,21 @@ def bench(
     methods: str = typer.Option(",".join(("full", "no_cross", "single_scale", "no_progressive", "l0_map", "blurry", "true_kernel")), "--methods", help="Comma-separated methods."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
     output: Path = typer.Option(Path("cbid_bench"), "-o", "--output", help="Output folder (resumes if it holds earlier rows)."),
-    recipe: str = typer.Option("fast", "--recipe", "-r", help="Recipe of the INR methods."),
+    recipe: str = typer.Option("fast", "--recipe", "-r", help=RECIPE_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total INR steps (stages rescaled)."),
     kernel_margin: int = typer.Option(10, "--kernel-margin", help="Pixels added to the true kernel size for the INR methods."),
-    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", "-k", help="Kernel support for every method (needed without true kernels)."),
+    kernel_size: Optional[str] = typer.Option(None, "--kernel-size", "-k", help="Kernel support in pixels (odd), or 'auto' to estimate it per image, for every method. Default: the true kernel's size + --kernel-margin (data without true kernels need it)."),
     n_images: int = typer.Option(24, "--n", help="synthetic: number of images."),
-    noise: float = typer.Option(0.01, "--noise", help="synthetic: Gaussian noise sigma."),
+    synthetic_noise: float = typer.Option(0.01, "--synthetic-noise", help="synthetic: sigma of the Gaussian noise added to the blurred images."),
     max_kernel: int = typer.Option(41, "--max-kernel", help="synthetic: largest kernel size."),
     panels: bool = typer.Option(True, "--panels/--no-panels", help="Write per-image PNG panels."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the gathered results table here."),
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the summary here."),
-    seed: int = typer.Option(0, "--seed"),
-    device: Device = typer.Option(Device.cpu, "--device"),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ):
     """Benchmark methods x images: results.csv, summary.md and panels in OUTPUT (resumable; shard with torchrun/accelerate)."""
+    _check_output_dir(output)
     import shlex
 
     from ..evaluation.bench import BenchSettings, run_bench
@@ -307,16 +317,17 @@ def bench(
     dev = _check_device(device)
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
-    if kernel_size is not None and kernel_size < 3:
-        raise InputError(f"--kernel-size must be at least 3, got {kernel_size}")
-    if not 0 <= noise < 0.5:
-        raise InputError(f"--noise must be in [0, 0.5), got {noise}")
+    from ..api import _kernel_size
+
+    kernel_size = _kernel_size(kernel_size)
+    if not 0 <= synthetic_noise < 0.5:
+        raise InputError(f"--synthetic-noise must be in [0, 0.5), got {synthetic_noise}")
     if max_kernel < 5:
         raise InputError(f"--max-kernel must be at least 5, got {max_kernel}")
     sizes = tuple(range(13, max_kernel + 1, 4)) or (max_kernel,)
     if sizes[-1] != max_kernel:
         sizes = sizes + (max_kernel + 1 - max_kernel % 2,)
-    items = load_dataset(dataset, data, limit, n=n_images, noise=noise, seed=seed, kernel_sizes=sizes)
+    items = load_dataset(dataset, data, limit, n=n_images, noise=synthetic_noise, seed=seed, kernel_sizes=sizes)
     meta = _provenance("cbid " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     st = BenchSettings(recipe=recipe, steps=steps, seed=seed, kernel_margin=kernel_margin, kernel_size=kernel_size, device=dev)
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
@@ -353,24 +364,31 @@ class Algorithm(str, Enum):
     fomaml = "fomaml"
 
 
+def _meta_default(name: str) -> str:
+    from ..meta.train import MetaConfig
+
+    return f"Default: the meta recipe's, else {getattr(MetaConfig(), name)}."
+
+
 @app.command("meta-train")
 def meta_train_cmd(
     output: Path = typer.Option(Path("cbid_meta_init"), "-o", "--output", help="Output folder (checkpoints, metrics.csv, init.safetensors)."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="Meta recipe TOML (e.g. recipes/meta_default.toml)."),
+    meta_recipe: Optional[str] = typer.Option(None, "--meta-recipe", "-m", help="Meta-training recipe: meta_default, meta_paper or a TOML file. Default: the built-in settings below."),
     data: Optional[Path] = typer.Option(None, "--data", help="Extra folder of sharp images (added to the built-in source)."),
-    kernel_min: Optional[int] = typer.Option(None, "--kernel-min", help="Smallest training kernel."),
-    kernel_max: Optional[int] = typer.Option(None, "--kernel-max", help="Largest training kernel."),
-    noise: Optional[float] = typer.Option(None, "--noise", help="Largest training noise sigma."),
-    inner_steps: Optional[int] = typer.Option(None, "--inner-steps", help="Steps of the shortened per-task schedule."),
-    meta_batch: Optional[int] = typer.Option(None, "--meta-batch", help="Tasks per outer step."),
-    outer_steps: Optional[int] = typer.Option(None, "--outer-steps", help="Outer steps."),
-    algorithm: Optional[Algorithm] = typer.Option(None, "--algorithm", help="reptile or fomaml."),
-    meta_sgd: Optional[bool] = typer.Option(None, "--meta-sgd/--no-meta-sgd", help="Learn per-group inner step sizes."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    kernel_min: Optional[int] = typer.Option(None, "--kernel-min", help="Smallest training kernel in pixels. " + _meta_default("kernel_min")),
+    kernel_max: Optional[int] = typer.Option(None, "--kernel-max", help="Largest training kernel in pixels. " + _meta_default("kernel_max")),
+    noise_max: Optional[float] = typer.Option(None, "--noise-max", help="Largest sigma of the noise added to training images. " + _meta_default("noise_max")),
+    inner_steps: Optional[int] = typer.Option(None, "--inner-steps", help="Steps of the shortened per-task schedule. " + _meta_default("inner_steps")),
+    meta_batch: Optional[int] = typer.Option(None, "--meta-batch", help="Tasks per outer step. " + _meta_default("meta_batch")),
+    outer_steps: Optional[int] = typer.Option(None, "--outer-steps", help="Outer steps. " + _meta_default("outer_steps")),
+    algorithm: Optional[Algorithm] = typer.Option(None, "--algorithm", help="reptile or fomaml. " + _meta_default("algorithm")),
+    meta_sgd: Optional[bool] = typer.Option(None, "--meta-sgd/--no-meta-sgd", help="Learn per-group inner step sizes. " + _meta_default("meta_sgd")),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed of the task sampler and the initialisation. " + _meta_default("seed")),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/last.safetensors."),
-    device: Device = typer.Option(Device.cpu, "--device"),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ):
     """Meta-train an INR initialiser (launch with torchrun for several processes)."""
+    _check_output_dir(output)
     import dataclasses as dc
     import json as _json
 
@@ -378,8 +396,8 @@ def meta_train_cmd(
     from ..meta.train import MetaConfig, load_meta_recipe, meta_train
 
     dev = _check_device(device)
-    cfg = load_meta_recipe(recipe) if recipe else MetaConfig()
-    over = {"data": str(data) if data else None, "kernel_min": kernel_min, "kernel_max": kernel_max, "noise_max": noise,
+    cfg = load_meta_recipe(meta_recipe) if meta_recipe else MetaConfig()
+    over = {"data": str(data) if data else None, "kernel_min": kernel_min, "kernel_max": kernel_max, "noise_max": noise_max,
             "inner_steps": inner_steps, "meta_batch": meta_batch, "outer_steps": outer_steps,
             "algorithm": algorithm.value if algorithm else None, "meta_sgd": meta_sgd, "seed": seed}
     cfg = dc.replace(cfg, **{k: v for k, v in over.items() if v is not None})
@@ -397,7 +415,7 @@ def meta_train_cmd(
         summary = {"train_seconds": round(seconds, 1), "train_peak_mib": round(pm.mib, 1), "processes": init.info.get("processes"),
                    "resumed": resume, "config": dc.asdict(cfg), **_provenance("cbid " + " ".join(sys.argv[1:]))}
         (output / "train_summary.json").write_text(_json.dumps(summary, indent=2))
-        console.print(f"initializer: {path} ({seconds:.0f} s, peak {pm.mib:.0f} MiB; step sizes {', '.join(f'{k} {v:.2g}' for k, v in init.lrs.items())})")
+        console.print(f"initialiser: {path} ({seconds:.0f} s, peak {pm.mib:.0f} MiB; step sizes {', '.join(f'{k} {v:.2g}' for k, v in init.lrs.items())})")
 
 
 def _budget_list(text: str, flag: str) -> list[int]:
@@ -414,18 +432,19 @@ def _budget_list(text: str, flag: str) -> list[int]:
 def compare(
     dataset: str = typer.Argument("levin", help="levin, synthetic, folder (with --data), or a folder (triples or plain blurry photos)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initializer (default: the one packaged for --recipe)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initialiser (.safetensors). Default: the one packaged for --recipe."),
     budgets: str = typer.Option("40,80,160,800", "--budgets", help="Comma-separated step budgets, run for both modes."),
     meta_budgets: Optional[str] = typer.Option(None, "--meta-budgets", help="The meta mode's own budgets (default: --budgets)."),
-    recipe: str = typer.Option("fast", "--recipe", "-r", help="Recipe of both modes (fast, paper or a TOML file)."),
+    recipe: str = typer.Option("fast", "--recipe", "-r", help=RECIPE_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
-    kernel_size: Optional[int] = typer.Option(None, "--kernel-size", "-k", help="Kernel support (default: true size + margin)."),
-    kernel_margin: Optional[int] = typer.Option(None, "--kernel-margin", help="Pixels added to the true size (default: the initializer's)."),
-    seed: int = typer.Option(0, "--seed"),
+    kernel_size: Optional[str] = typer.Option(None, "--kernel-size", "-k", help="Kernel support in pixels (odd), or 'auto' to estimate it per image. Default: the true kernel's size + --kernel-margin (data without true kernels need it)."),
+    kernel_margin: Optional[int] = typer.Option(None, "--kernel-margin", help="Pixels added to the true size (default: the initialiser's)."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     output: Path = typer.Option(Path("cbid_compare"), "-o", "--output", help="Report folder (resumes if it holds results.csv)."),
-    device: Device = typer.Option(Device.cpu, "--device"),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ):
     """Scratch vs meta-initialised on the same images: results.csv, summary.md, figures, report.html."""
+    _check_output_dir(output)
     import shlex
 
     import torch
@@ -443,7 +462,10 @@ def compare(
         raise InputError(f"--limit must be at least 1, got {limit}")
     meta_init = MetaInit.load(init) if init is not None else load_default_init(recipe)
     if meta_init is None:
-        raise InputError("no initializer: give --init PATH (cbid meta-train makes one)")
+        raise InputError("no initialiser: give --init PATH (cbid meta-train makes one)")
+    from ..api import _kernel_size
+
+    kernel_size = _kernel_size(kernel_size)
     items = load_items(dataset, data, limit, kernel_size)
     margin = meta_init.kernel_margin if kernel_margin is None else kernel_margin
     meta = _provenance("cbid " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
@@ -511,7 +533,7 @@ def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
@@ -535,7 +557,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         console.print("error: interrupted")
         sys.exit(130)
     except _cx.UsageError as exc:
-        console.print(f"error: {exc.format_message()}", highlight=False, markup=False, soft_wrap=True)
+        msg = exc.format_message().strip()
+        if msg:  # bare `cbid` prints the help and raises an empty usage error
+            console.print(f"error: {msg}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except CbidError as exc:
         console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)

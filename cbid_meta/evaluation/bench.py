@@ -17,7 +17,7 @@ Methods
     ablations, same seed and step budget;
 ``l0_map``
     classical blind baseline (L0-gradient alternating MAP,
-    :mod:`cbid_meta.baselines.l0_map`);
+    :mod:`cbid_meta.pipeline.l0_map`);
 ``blurry``
     the input itself (lower bound);
 ``true_kernel``
@@ -43,12 +43,12 @@ __all__ = ["METHODS", "DEFAULT_METHODS", "run_bench", "summarize", "peak_meter"]
 
 #: Order of the summary table.
 DEFAULT_METHODS = ("full", "no_refine", "no_cross", "single_scale", "no_progressive", "l0_map", "l0_map_margin", "blurry", "true_kernel")
-INR_SWITCHES = {
+INR_SWITCHES = {  # recipe section -> overrides
     "full": {},
-    "no_refine": {"refine_levels": 0},
-    "no_cross": {"use_cross": False},
-    "single_scale": {"multiscale": False},
-    "no_progressive": {"progressive": False},
+    "no_refine": {"estimation": {"estimators": ["inr"]}},
+    "no_cross": {"schedule": {"use_cross": False}},
+    "single_scale": {"schedule": {"multiscale": False}},
+    "no_progressive": {"schedule": {"progressive": False}},
 }
 METHODS = DEFAULT_METHODS
 
@@ -93,12 +93,21 @@ class BenchSettings:
     steps: int | None = None
     seed: int = 0
     kernel_margin: int = 10  # px added to the true support for the INR methods
-    kernel_size: int | None = None  # explicit support for every method (overrides margin)
+    kernel_size: int | str | None = None  # explicit support for every method (overrides margin), or "auto"
     device: str = "cpu"
     checkpoint_every: int = 250  # published recipe: iterations between checkpoints of a running image
 
 
+def auto_support(item: BenchItem) -> int:
+    """The kernel size ``cbid deblur -k auto`` would pick for this image."""
+    from ..optim.photo import auto_kernel_size, luminance
+
+    return auto_kernel_size(luminance(item.blurry))
+
+
 def _support(item: BenchItem, st: BenchSettings, margin: int) -> int:
+    if st.kernel_size == "auto":
+        return auto_support(item)
     if st.kernel_size:
         return st.kernel_size
     if item.kernel is None:
@@ -120,11 +129,11 @@ def run_method(method: str, item: BenchItem, st: BenchSettings, checkpoint: Path
     if method == "true_kernel":
         if item.kernel is None:
             raise InputError(f"{item.name}: 'true_kernel' needs the true kernel")
-        from ..optim.nonblind import deconvolve
+        from ..pipeline.nonblind import deconvolve
 
         return deconvolve(item.blurry, item.kernel), item.kernel, {}
     if method in ("l0_map", "l0_map_margin"):
-        from ..baselines import l0_deblur
+        from ..pipeline.l0_map import l0_deblur
 
         margin = st.kernel_margin if method == "l0_map_margin" else 0
         x, k = l0_deblur(item.blurry, kernel_size=_support(item, st, margin))
@@ -140,7 +149,8 @@ def run_method(method: str, item: BenchItem, st: BenchSettings, checkpoint: Path
         cfg.seed = st.seed
         if st.steps:
             cfg = cfg.with_total_steps(st.steps, 3)
-        cfg.schedule = replace(cfg.schedule, **INR_SWITCHES[method])
+        for section, over in INR_SWITCHES[method].items():
+            setattr(cfg, section, replace(getattr(cfg, section), **over))
         kw = {"checkpoint": checkpoint, "checkpoint_every": st.checkpoint_every} if cfg.schedule.pyramid == "decimate" and checkpoint else {}
         res = Deblurrer(cfg, st.device).run(item.blurry.astype(np.float32), callback=on_step, **kw)
         return res.image.astype(np.float64), res.kernel, {"kernel_size": res.kernel.shape[0], "steps": res.info["steps"]}
@@ -233,7 +243,7 @@ def run_bench(
     todo = [(m, it) for m, it in mine if not _row_path(out, m, it.name).exists()]
     refs: dict[str, np.ndarray] = {}
     from ..io import save_json, write_table
-    from ..optim.nonblind import deconvolve
+    from ..pipeline.nonblind import deconvolve
 
     done = len(mine) - len(todo)
     for m, it in todo:

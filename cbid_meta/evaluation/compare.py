@@ -10,7 +10,6 @@ a self-contained ``report.html``.
 """
 from __future__ import annotations
 
-import base64
 import html
 import io
 from pathlib import Path
@@ -55,7 +54,7 @@ def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=
 
     A folder that already holds ``results.csv`` is resumed, but only with the same recipe."""
     from ..io import read_table_header, save_image
-    from ..meta.evaluate import run_budget
+    from .budgets import run_budget
 
     out = Path(out)
     (out / "outputs").mkdir(parents=True, exist_ok=True)
@@ -92,8 +91,55 @@ def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=
 
 
 # -- report -----------------------------------------------------------------
-def _tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    from ..meta.evaluate import speedups
+def references(items) -> pd.DataFrame:
+    """Per image with ground truth: PSNR / SSIM of the blurry input and of hyper-Laplacian
+    deconvolution with the true kernel (what a perfect kernel estimate would give)."""
+    from .metrics import levin_scores
+    from ..pipeline.nonblind import deconvolve
+
+    rows = []
+    for it in items:
+        if it.sharp is None:
+            continue
+        b = levin_scores(np.asarray(it.blurry, dtype=np.float64), it.sharp)
+        row = {"image": it.name, "blurry_psnr": b["psnr"], "blurry_ssim": b["ssim"]}
+        if it.kernel is not None:
+            t = levin_scores(deconvolve(np.asarray(it.blurry, dtype=np.float64), it.kernel), it.sharp)
+            row.update(true_kernel_psnr=t["psnr"], true_kernel_ssim=t["ssim"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+#: number format per column of the report tables
+FORMATS = {"images": "{:.0f}", "budget": "{:.0f}", "steps": "{:.0f}", "scratch_steps": "{:.0f}", "meta_steps": "{:.0f}",
+           "mean_fit_loss": "{:.2e}", "target_psnr": "{:.2f}", "meta_psnr": "{:.2f}", "reached_fraction": "{:.2f}"}
+
+
+def _fmt(col: str, v) -> str:
+    if isinstance(v, str) or v is None:
+        return "" if v is None else v
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if pd.isna(v):
+        return "–"
+    if col in FORMATS:
+        return FORMATS[col].format(v)
+    if "psnr" in col:
+        return f"{v:.2f}"
+    if "ssim" in col or "ncc" in col:
+        return f"{v:.3f}"
+    if "seconds" in col or "speedup" in col:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+def formatted(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every number formatted for its column (PSNR .2f, SSIM .3f, losses .2e, …)."""
+    return pd.DataFrame({c: [_fmt(c, v) for v in df[c]] for c in df.columns})
+
+
+def _tables(df: pd.DataFrame, refs: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    from .budgets import speedups
 
     agg = df.groupby(["mode", "budget"], sort=False).agg(
         images=("image", "count"),
@@ -104,6 +150,13 @@ def _tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         mean_fit_loss=("fit_loss", "mean"),
         median_seconds=("seconds", "median"),
     ).reset_index()
+    if refs is not None and len(refs):  # reference rows: the input, and the true kernel
+        ref_rows = [{"mode": "blurry input", "budget": np.nan, "images": len(refs), "mean_psnr": refs.blurry_psnr.mean(), "median_psnr": refs.blurry_psnr.median(),
+                     "std_psnr": refs.blurry_psnr.std(), "mean_ssim": refs.blurry_ssim.mean()}]
+        if "true_kernel_psnr" in refs:
+            ref_rows.append({"mode": "true kernel (non-blind)", "budget": np.nan, "images": int(refs.true_kernel_psnr.notna().sum()), "mean_psnr": refs.true_kernel_psnr.mean(),
+                             "median_psnr": refs.true_kernel_psnr.median(), "std_psnr": refs.true_kernel_psnr.std(), "mean_ssim": refs.true_kernel_ssim.mean()})
+        agg = pd.concat([agg, pd.DataFrame(ref_rows)], ignore_index=True)
     out = {"per_budget": agg}
     if df["psnr"].notna().any():
         sp = speedups(df)
@@ -126,7 +179,7 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _curves(df: pd.DataFrame, x: str, y: str, ylabel: str, title: str) -> bytes:
+def _curves(df: pd.DataFrame, x: str, y: str, ylabel: str, title: str, refs: dict | None = None) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,6 +194,8 @@ def _curves(df: pd.DataFrame, x: str, y: str, ylabel: str, title: str) -> bytes:
         m = d.groupby("budget").agg(xm=(x, "mean"), ym=(y, "mean"), ys=(y, "std")).reset_index()
         ax.plot(m["xm"], m["ym"], "-o", color=colors.get(mode, "gray"), lw=2, label=f"{mode} (mean ± std)")
         ax.fill_between(m["xm"], m["ym"] - m["ys"].fillna(0), m["ym"] + m["ys"].fillna(0), color=colors.get(mode, "gray"), alpha=0.15)
+    for (label, value), style in zip((refs or {}).items(), (":", "--")):
+        ax.axhline(value, color="black", ls=style, lw=1.2, label=f"{label} ({value:.2f})")
     ax.set_xscale("log")
     ax.set_xlabel("optimisation steps" if x == "steps" else "wall time (s)")
     ax.set_ylabel(ylabel)
@@ -208,17 +263,32 @@ def _panels(items, out: Path, n: int) -> bytes:
 
 
 def write_report(df: pd.DataFrame, items, out: Path, meta: dict, n_visual: int = 6) -> dict[str, Path]:
-    """summary.md, figures (PNG) and report.html (figures embedded as data URIs)."""
+    """summary.md, figures (PNG, one copy: the HTML links them) and report.html."""
     out = Path(out)
-    tables = _tables(df)
+    refs = references(items)
+    refs = refs[refs["image"].isin(set(df["image"]))] if len(refs) else refs
+    tables = _tables(df, refs)
     has_gt = df["psnr"].notna().any()
+    lines = {}
+    if len(refs):
+        lines["blurry input"] = refs.blurry_psnr.mean()
+        if "true_kernel_psnr" in refs:
+            lines["true kernel"] = refs.true_kernel_psnr.mean()
+    top = {m: int(d["budget"].max()) for m, d in df.groupby("mode")}
+    shown = ", ".join(f"{m} at {b} steps" for m, b in top.items())
     figs: dict[str, bytes] = {}
+    captions: dict[str, str] = {}
     if has_gt:
-        figs["psnr_vs_steps.png"] = _curves(df, "steps", "psnr", "PSNR (dB, Levin protocol)", "PSNR vs steps")
-        figs["psnr_vs_seconds.png"] = _curves(df, "seconds", "psnr", "PSNR (dB, Levin protocol)", "PSNR vs wall time")
+        figs["psnr_vs_steps.png"] = _curves(df, "steps", "psnr", "PSNR (dB, Levin protocol)", "PSNR vs steps", lines)
+        captions["psnr_vs_steps.png"] = "PSNR against the step budget: thin lines one image, thick the mean ± std per mode; dotted: the blurry input, dashed: non-blind deconvolution with the true kernel (means)."
+        figs["psnr_vs_seconds.png"] = _curves(df, "seconds", "psnr", "PSNR (dB, Levin protocol)", "PSNR vs wall time", lines)
+        captions["psnr_vs_seconds.png"] = "The same runs against wall time (seconds per run on this machine); reference lines as above."
     figs["fit_loss_vs_steps.png"] = _curves(df, "steps", "fit_loss", "final L_fit (self-supervised)", "Self-supervised loss vs steps")
+    captions["fit_loss_vs_steps.png"] = "The self-supervised fitting loss at the end of each run (no ground truth needed): thin lines one image, thick the mean per mode."
     figs["kernels.png"] = _kernel_grid(items, out, n_visual)
+    captions["kernels.png"] = f"Estimated kernels of the first {min(n_visual, len(items))} images ({shown}), each scaled to its maximum" + (", and the true kernel." if any(i.kernel is not None for i in items) else ".")
     figs["panels.png"] = _panels(items, out, n_visual)
+    captions["panels.png"] = f"Blurry input, the two modes' outputs ({shown})" + (" and the sharp image." if any(i.sharp is not None for i in items) else ".")
     paths = {}
     for name, png in figs.items():
         p = out / name
@@ -227,27 +297,29 @@ def write_report(df: pd.DataFrame, items, out: Path, meta: dict, n_visual: int =
         paths[name] = p
     prov = "\n".join(f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in meta.items())
     md = ["# Scratch vs meta-initialised: comparison report", "", prov, ""]
-    md += ["## Mean / median per mode and budget", "", tables["per_budget"].to_markdown(index=False, floatfmt=".3f"), ""]
+    md += ["## Mean / median per mode and budget", "", "Reference rows: the blurry input, and non-blind deconvolution with the true kernel.", "",
+           formatted(tables["per_budget"]).to_markdown(index=False, disable_numparse=True), ""]
     if "speedup" in tables:
         md += ["## Steps to reach the scratch run's final PSNR", "",
                "Target: the PSNR of the scratch run at the largest budget; a meta run 'reaches' it at the smallest budget whose PSNR is at least as high. "
                "Speed-up = scratch steps (seconds) / meta steps (seconds) at that budget; 0 when never reached (counted pessimistically in the median).", "",
-               tables["speedup"].to_markdown(index=False, floatfmt=".3f"), "", "### Per image", "",
-               tables["per_image_speedup"].to_markdown(index=False, floatfmt=".3f"), ""]
-    md += ["## Figures", ""] + [f"![{n}]({n})" for n in figs]
+               formatted(tables["speedup"]).to_markdown(index=False, disable_numparse=True), "", "### Per image", "",
+               formatted(tables["per_image_speedup"]).to_markdown(index=False, disable_numparse=True), ""]
+    md += ["## Figures", ""] + [f"![{captions[n]}]({n})\n\n*{captions[n]}*\n" for n in figs]
     (out / "summary.md").write_text("\n".join(md) + "\n")
     paths["summary.md"] = out / "summary.md"
 
     def img(name):
-        return f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(figs[name]).decode()}"><figcaption>{name}</figcaption></figure>'
+        return f'<figure><img alt="{html.escape(captions[name])}" src="{name}"><figcaption>{html.escape(captions[name])}</figcaption></figure>'
 
     body = ["<h1>Scratch vs meta-initialised deblurring</h1>", "<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in meta.items()) + "</ul>"]
-    body += ["<h2>Mean / median per mode and budget</h2>", tables["per_budget"].to_html(index=False, float_format=lambda v: f"{v:.3f}")]
+    body += ["<h2>Mean / median per mode and budget</h2>", "<p>Reference rows: the blurry input, and non-blind deconvolution with the true kernel.</p>",
+             formatted(tables["per_budget"]).to_html(index=False)]
     if "speedup" in tables:
-        body += ["<h2>Steps to reach the scratch run's final PSNR</h2>", tables["speedup"].to_html(index=False, float_format=lambda v: f"{v:.3f}")]
+        body += ["<h2>Steps to reach the scratch run's final PSNR</h2>", formatted(tables["speedup"]).to_html(index=False)]
     body += ["<h2>Figures</h2>"] + [img(n) for n in figs]
     if "per_image_speedup" in tables:
-        body += ["<h2>Per image</h2>", tables["per_image_speedup"].to_html(index=False, float_format=lambda v: f"{v:.3f}")]
+        body += ["<h2>Per image</h2>", formatted(tables["per_image_speedup"]).to_html(index=False)]
     style = "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}figure{margin:1em 0}"
     page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>cbid compare report</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
     (out / "report.html.tmp").write_text(page)

@@ -20,7 +20,7 @@ CVPR 2020) and reused by most later blind-deblurring papers:
 ports, e.g. DeblurGAN / USRNet utilities, default to 5).  On Levin's data
 5 px is needed: the true-kernel deconvolutions of the images blurred by
 kernels 2 and 6 are translated by up to (-5, 5) px (see
-:mod:`cbid_meta.optim.nonblind`), hence the 5 px default,
+:mod:`cbid_meta.pipeline.nonblind`), hence the 5 px default,
 which makes numbers comparable with published Levin results.
 
 Blind deconvolution recovers the image only up to a translation (the
@@ -258,7 +258,7 @@ def error_ratio(
     squared differences (SSD) between the deconvolved output and the truth,
     over the same ratio for the image deconvolved *non-blindly with the true
     kernel* :math:`k^*` (``reference``, see
-    :func:`cbid_meta.optim.nonblind.deconvolve`).  A ratio of 1 means the
+    :func:`cbid_meta.pipeline.nonblind.deconvolve`).  A ratio of 1 means the
     blind estimate is as good as knowing the kernel; Levin's success curves
     count the fraction of images with ratio below 2, 3, ...  Both SSDs are
     taken after :func:`align_upto_shift` (each image aligned separately).

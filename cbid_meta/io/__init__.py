@@ -11,7 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 
-__all__ = ["load_image", "image_info", "save_image", "save_kernel", "save_json", "write_table", "read_table_header", "atomic_path", "MAX_PIXELS", "max_pixels"]
+__all__ = ["load_image", "image_info", "save_image", "save_kernel", "save_kernel_npy", "load_kernel", "save_json", "write_table", "read_table_header", "atomic_path", "MAX_PIXELS", "max_pixels"]
 
 MAX_PIXELS = 50_000_000  # refuse absurd dimensions before decoding (decompression bombs)
 
@@ -158,11 +158,20 @@ def atomic_path(target: Path):
     return Path(tmp)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(target: Path, writer) -> Path:
+    """Write through a temporary file renamed over ``target``; the file gets the mode a plain
+    ``open()`` would give it (0666 less the umask: mkstemp alone would leave it 0600)."""
     target = Path(target)
     tmp = atomic_path(target)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -201,12 +210,68 @@ def save_image(path: str | Path, img: np.ndarray, bits: int = 8) -> Path:
 
 
 def save_kernel(path: str | Path, k: np.ndarray, zoom: int = 1) -> Path:
-    """Write a kernel as an 8-bit PNG scaled to max 1 (the Levin convention)."""
+    """Write a kernel as an 8-bit PNG scaled to max 1 (the Levin convention), each tap
+    drawn as a ``zoom`` × ``zoom`` block (``zoom = 0``: enough to make it about 256 px wide).
+
+    The PNG is for looking at; :func:`save_kernel_npy` keeps the values."""
     k = np.asarray(k, dtype=np.float64)
     k = k / max(k.max(), 1e-12)
+    if zoom == 0:
+        zoom = max(1, 256 // max(k.shape))
     if zoom > 1:
         k = np.kron(k, np.ones((zoom, zoom)))
     return save_image(path, k)
+
+
+def save_kernel_npy(path: str | Path, k: np.ndarray) -> Path:
+    """Write a kernel as a float64 ``.npy`` normalised to sum 1 (what :func:`load_kernel` reads)."""
+    k = np.asarray(k, dtype=np.float64)
+    k = k / k.sum()
+
+    def writer(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, k)
+
+    return _write_atomic(Path(path), writer)
+
+
+def load_kernel(path: str | Path) -> np.ndarray:
+    """A blur kernel from a ``.npy`` array or an image file (PNG, …), returned non-negative,
+    odd-sized (padded with a zero row/column if needed) and normalised to sum 1.
+
+    Raises
+    ------
+    InputError
+        missing file, unreadable, not 2-D, NaN/Inf, negative taps, all zero, larger than 255 px.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: kernel file not found")
+    if p.suffix.lower() == ".npy":
+        try:
+            k = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"{p}: not a kernel (.npy array expected: {exc})") from None
+        k = np.asarray(k, dtype=np.float64)
+    else:
+        k = load_image(p, gray=True)
+    k = np.squeeze(k)
+    if k.ndim != 2:
+        raise InputError(f"{p}: not a kernel (a 2-D array expected, got shape {k.shape})")
+    if not np.isfinite(k).all():
+        raise InputError(f"{p}: kernel contains NaN or Inf values")
+    if (k < -1e-6 * max(np.abs(k).max(), 1e-300)).any():
+        raise InputError(f"{p}: kernel has negative taps")
+    k = np.clip(k, 0, None)
+    if k.sum() <= 0:
+        raise InputError(f"{p}: kernel is all zero")
+    if max(k.shape) > 255:
+        raise InputError(f"{p}: kernel of {k.shape[0]}x{k.shape[1]} taps is larger than 255 px")
+    n = max(k.shape) + (1 - max(k.shape) % 2)
+    out = np.zeros((n, n))
+    t, l = (n - k.shape[0]) // 2, (n - k.shape[1]) // 2
+    out[t : t + k.shape[0], l : l + k.shape[1]] = k
+    return out / out.sum()
 
 
 def write_table(df, path: str | Path, meta: dict, float_format: str = "%.4f") -> Path:

@@ -50,7 +50,7 @@ class MetaInit:
             keys = [k for k in want if k not in ("init_scale", "band", "finest", "finest_ratio", "coarsest", "init_sigma")]
             diff = [k for k in keys if want.get(k) != got.get(k)]
             if diff:
-                raise InputError(f"initializer was trained with a different {name} generator ({', '.join(f'{k}={want[k]}' for k in diff)}); use the recipe it was trained with")
+                raise InputError(f"initialiser was trained with a different {name} generator ({', '.join(f'{k}={want[k]}' for k in diff)}); use the recipe it was trained with")
         with torch.no_grad():
             img = dict(img_gen.named_parameters())
             ker = dict(ker_gen.named_parameters())
@@ -94,19 +94,19 @@ class MetaInit:
 
         path = Path(path)
         if not path.is_file():
-            raise InputError(f"initializer not found: {path}")
+            raise InputError(f"initialiser not found: {path}")
         try:
             with safe_open(str(path), "pt") as f:
                 raw = f.metadata() or {}
             params = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise InputError(f"{path} is not a safetensors initializer: {e}") from None
+            raise InputError(f"{path} is not a safetensors initialiser: {e}") from None
         try:
             meta = {k: json.loads(v) for k, v in raw.items()}
             assert meta.get("format") == "cbid_meta.init/1"
             return cls(params, {k: float(v) for k, v in meta["lrs"].items()}, meta["image_config"], meta["kernel_config"], int(meta["steps"]), int(meta["kernel_margin"]), {**meta.get("info", {}), "path": str(path)})
         except (AssertionError, KeyError, ValueError, TypeError):
-            raise InputError(f"{path} is a safetensors file but not a cbid_meta initializer") from None
+            raise InputError(f"{path} is a safetensors file but not a cbid_meta initialiser") from None
 
 
 def load_default_init(recipe: str = "fast") -> MetaInit | None:

@@ -57,7 +57,7 @@ class MetaConfig:
     data: str = ""  # optional image folder (datasets imagefolder), added to the built-in source
     seed: int = 0
     checkpoint_every: int = 10
-    test_steps: int = 80  # recommended test-time budget stored in the initializer
+    test_steps: int = 80  # recommended test-time budget stored in the initialiser
 
     def validate(self) -> None:
         if self.algorithm not in ALGORITHMS:

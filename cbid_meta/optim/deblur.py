@@ -25,9 +25,10 @@ from ..config import DeblurConfig
 from ..errors import InputError
 from ..generators import ImageINR, KernelINR, Pyramid, auto_coarsest_scale, create_generator
 from ..losses import cross_scale_loss, fit_loss, metric, prior
-from .nonblind import deconvolve
+from ..pipeline import check_components, finish
+from ..pipeline.nonblind import deconvolve
 
-__all__ = ["Deblurrer", "DeblurResult", "Problem", "Stage", "GROUPS", "plan_stages", "deblur"]
+__all__ = ["Deblurrer", "DeblurResult", "Problem", "Stage", "GROUPS", "plan_stages"]
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,10 @@ class DeblurResult:
 def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
     """The list of stages for coarsest scale ``s0`` (ablation switches included)."""
     sch, loss = cfg.schedule, cfg.loss
-    if sch.final_method not in ("inr", "nonblind"):
-        raise InputError(f"unknown final_method '{sch.final_method}' (choose inr or nonblind)")
     n2 = sch.stage2_steps * (s0 + 1)
     if sch.total_steps > 0:
         sch = replace(sch, final_steps=max(sch.total_steps - sch.stage1_steps - n2, 0))
-    if sch.final_method == "nonblind":
+    if cfg.restoration.method != "inr":  # the image is restored non-blind: no image-only final stage
         sch = replace(sch, final_steps=0)
     cross = sch.use_cross and loss.cross_weight > 0
     if not sch.multiscale or s0 == 0:
@@ -87,10 +86,15 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
     return [st for st in stages if st.steps > 0]
 
 
-def _nonblind(y_t: torch.Tensor, kernel: np.ndarray, lam: float) -> np.ndarray:
+def _nonblind(y_t: torch.Tensor, kernel: np.ndarray, lam: float, on_phase=None) -> np.ndarray:
     """Hyper-Laplacian deconvolution of every channel of ``y_t`` (1, C, H, W) → (H, W, C)."""
     y = y_t[0].detach().cpu().double().numpy()
-    return np.stack([deconvolve(ch, kernel, lam=lam) for ch in y], axis=-1)
+    out = []
+    for ch in y:
+        out.append(deconvolve(ch, kernel, lam=lam))
+        if on_phase is not None:
+            on_phase("restore")
+    return np.stack(out, axis=-1)
 
 
 def _as_tensor(y) -> torch.Tensor:
@@ -200,6 +204,7 @@ class Deblurrer:
 
     # -- building blocks -------------------------------------------------
     def check_input(self, y_t: torch.Tensor) -> None:
+        check_components(self.config)
         h, w = y_t.shape[-2:]
         n = self.config.kernel_size
         if n < 3:
@@ -239,10 +244,12 @@ class Deblurrer:
         ker_gen = create_generator(cfg.kernel.name, cfg.kernel, radius=(kernel_size - 1) / 2, seed=cfg.seed).to(self.device)
         return Problem(cfg, y_t, pyr, s0, depth, kernel_size, img_gen, ker_gen, self.device)
 
-    def run(self, y, callback: Callable[[dict], None] | None = None, init=None, **published) -> DeblurResult:
+    def run(self, y, callback: Callable[[dict], None] | None = None, init=None, on_phase: Callable[[str], None] | None = None, **published) -> DeblurResult:
         """Deblur ``y`` ((H, W) or (H, W, C) array in [0, 1]).
 
-        ``callback`` receives the history record of every step (for progress bars).
+        ``callback`` receives the history record of every step (for progress bars),
+        ``on_phase(name)`` each later unit of work (a polished kernel candidate, a
+        restored channel).
         ``init`` (a :class:`cbid_meta.meta.MetaInit`) starts the shared parameters
         from a meta-learned initialisation and uses its per-group step sizes.
         Colour images are restored per channel with one shared kernel.
@@ -261,7 +268,7 @@ class Deblurrer:
                 raise InputError("no meta-learned initialiser exists for the published generators yet: use --mode scratch")
             self.check_input(y_t)
             res = PublishedRun(cfg, self.device).run(y_t, self.coarsest_scale(*y_t.shape[-2:]), callback=callback, **published)
-            res.restored = _nonblind(y_t, res.kernel, cfg.schedule.nonblind_lam).astype(np.float32)
+            res.restored = _nonblind(y_t, res.kernel, cfg.restoration.lam, on_phase).astype(np.float32)
             if res.restored.shape[-1] == 1:
                 res.restored = res.restored[:, :, 0]
             return res
@@ -311,36 +318,10 @@ class Deblurrer:
         with torch.no_grad():
             x0, k0 = render(0)
         c0 = pyr.half(0)
-        kernel = prob.kernel_estimate(k0)
-        refine_seconds = 0.0
-        refine_choice = None
-        if cfg.schedule.refine_levels > 0:
-            from ..baselines.l0_map import L0Config, is_path_like, l0_kernel, refine_kernel, select_kernel
-
-            sch = cfg.schedule
-            t_ref = time.perf_counter()
-            gray = y_t[0].mean(0).detach().cpu().double().numpy()
-            cands: dict[str, np.ndarray] = {}
-            base = L0Config().prune
-            alt = sch.refine_alt_prune > 0 and kernel.shape[0] >= sch.refine_alt_min_size
-            for prune in (base, sch.refine_alt_prune) if alt else (base,):
-                tag = "" if prune == base else f"_prune{prune:g}"
-                l0cfg = L0Config(kernel_size=kernel.shape[0], iters=sch.refine_iters, prune=prune)
-                cands["inr" + tag] = refine_kernel(gray, kernel, sch.refine_levels, sch.refine_iters, sch.refine_trim, config=l0cfg)
-                if sch.refine_bound:
-                    cands["bound" + tag] = l0_kernel(gray, l0cfg)
-            names, pick = list(cands), 0
-            if len(names) > 1:
-                pick, scores = select_kernel(gray, list(cands.values()), sch.nonblind_lam, max_taps=sch.refine_max_taps)
-                refine_choice = {"chosen": names[pick], "sparsity": dict(zip(names, scores))}
-                if sch.refine_max_taps > 0:
-                    refine_choice["passed_over"] = [n for n in names if not is_path_like(cands[n], sch.refine_max_taps)]
-            kernel = cands[names[pick]]
-            refine_seconds = time.perf_counter() - t_ref
-        if cfg.schedule.final_method == "nonblind":
-            image = _nonblind(y_t, kernel, cfg.schedule.nonblind_lam).astype(np.float32)
-        else:
-            image = x0[0, :, c0 : c0 + h, c0 : c0 + w].permute(1, 2, 0).cpu().numpy()
+        # estimate -> select -> restore (cbid_meta.pipeline)
+        y_np = y_t[0].permute(1, 2, 0).detach().cpu().double().numpy()
+        x_np = x0[0, :, c0 : c0 + h, c0 : c0 + w].permute(1, 2, 0).cpu().numpy()
+        image, kernel, pipe = finish(y_np, x_np, prob.kernel_estimate(k0), cfg, on_phase)
         seconds = time.perf_counter() - t0
         info = {
             "coarsest_scale": s0,
@@ -348,9 +329,11 @@ class Deblurrer:
             "kernel_size": kernel_size,
             "stages": [st.__dict__ for st in stages],
             "steps": step,
-            "final_method": cfg.schedule.final_method,
-            "refine_seconds": refine_seconds,
-            "refine_choice": refine_choice,
+            "restoration": cfg.restoration.method,
+            "candidates": pipe["candidates"],
+            "chosen": pipe["chosen"],
+            "selection": pipe["selection"],
+            "estimate_seconds": pipe["estimate_seconds"],
             "device": str(self.device),
             "threads": torch.get_num_threads(),
         }
@@ -363,12 +346,3 @@ class Deblurrer:
             info=info,
         )
 
-
-def deblur(y, config: DeblurConfig | None = None, device: str = "cpu", **overrides) -> DeblurResult:
-    """Functional shortcut: ``deblur(y, kernel_size=21)`` with the fast recipe by default."""
-    from ..config import load_recipe
-
-    cfg = config or load_recipe("fast")
-    for key, value in overrides.items():
-        setattr(cfg, key, value)
-    return Deblurrer(cfg, device).run(y)

@@ -29,9 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .nonblind import deconvolve
+from ..pipeline.l0_map import L0Config, l0_kernel
+from ..config import RestorationConfig
+from ..pipeline.restoration import restore
 
-__all__ = ["luminance", "choose_region", "estimate_noise", "auto_kernel_size", "deconvolve_tiled", "PhotoResult", "deblur_photo"]
+__all__ = ["luminance", "choose_region", "estimate_noise", "auto_kernel_size", "PhotoResult", "deblur_photo"]
 
 
 def luminance(img: np.ndarray) -> np.ndarray:
@@ -86,7 +88,6 @@ def auto_kernel_size(lum: np.ndarray, max_size: int = 61) -> int:
     from scipy import ndimage
     from skimage.transform import rescale
 
-    from ..baselines.l0_map import L0Config, l0_kernel
 
     t, l, h, w = choose_region(lum, 512)
     crop = lum[t : t + h, l : l + w]
@@ -103,53 +104,6 @@ def auto_kernel_size(lum: np.ndarray, max_size: int = 61) -> int:
     size = int(2 * np.ceil(2 * ext) + 1) + 4
     size = max(11, min(max_size, size))
     return size if size % 2 else size + 1
-
-
-def deconvolve_tiled(y: np.ndarray, k: np.ndarray, lam: float = 5000.0, tile: int = 512, method: str = "hyperlaplacian") -> np.ndarray:
-    """Non-blind deconvolution of a large gray image in overlapping tiles (memory ∝ tile²).
-
-    ``method``: ``hyperlaplacian`` (the quality default) or ``wiener`` (one
-    regularised FFT solve per tile, much faster: ``docs/photos.md``)."""
-    h, w = y.shape
-
-    def solve(a):
-        if method == "wiener":
-            from .nonblind import simple_wiener
-
-            return simple_wiener(a, k, nsr=max(1.0 / lam, 1e-4) * 10)
-        return deconvolve(a, k, lam=lam)
-
-    if max(h, w) <= tile + 64:
-        return solve(y)
-    ov = 2 * max(k.shape)
-    out = np.zeros((h, w), dtype=np.float32)
-    acc = np.zeros((h, w), dtype=np.float32)
-
-    def ramp(n, lo_edge, hi_edge):
-        r = np.ones(n, dtype=np.float32)
-        m = min(ov, n // 2)
-        if not lo_edge:
-            r[:m] = (np.arange(m) + 0.5) / m
-        if not hi_edge:
-            r[n - m :] = ((np.arange(m) + 0.5) / m)[::-1]
-        return r
-
-    starts_y = list(range(0, max(h - tile, 0) + 1, tile - ov)) or [0]
-    if starts_y[-1] + tile < h:
-        starts_y.append(h - tile)
-    starts_x = list(range(0, max(w - tile, 0) + 1, tile - ov)) or [0]
-    if starts_x[-1] + tile < w:
-        starts_x.append(w - tile)
-    for t in starts_y:
-        for l in starts_x:
-            b, r = min(t + tile, h), min(l + tile, w)
-            # deconvolve with a margin so the tile's own border effects fall outside it
-            t0, l0, b0, r0 = max(t - ov, 0), max(l - ov, 0), min(b + ov, h), min(r + ov, w)
-            x = solve(y[t0:b0, l0:r0])[t - t0 : t - t0 + (b - t), l - l0 : l - l0 + (r - l)]
-            wgt = np.outer(ramp(b - t, t == 0, b == h), ramp(r - l, l == 0, r == w))
-            out[t:b, l:r] += wgt * x
-            acc[t:b, l:r] += wgt
-    return (out / np.maximum(acc, 1e-6)).astype(np.float64)
 
 
 @dataclass
@@ -172,8 +126,14 @@ def deblur_photo(
     tile: int = 512,
     callback=None,
     fast_above_mp: float = 2.0,
+    on_phase=None,
+    kernel: np.ndarray | None = None,
 ) -> PhotoResult:
-    """Kernel from the luminance of a crop, then full-resolution restoration of every channel."""
+    """Kernel from the luminance of a crop, then full-resolution restoration of every channel.
+
+    ``callback`` gets every INR step's record, ``on_phase(name)`` every later unit of work
+    (a kernel candidate, a restored channel).  With ``kernel`` (sums to 1) nothing is
+    estimated: the image is restored with that kernel."""
     from .deblur import Deblurrer
 
     t0 = time.perf_counter()
@@ -203,22 +163,25 @@ def deblur_photo(
         sigma = float(noise)
         if not 0 <= sigma < 0.5:
             raise InputError(f"--noise must be in [0, 0.5), got {sigma}")
-    lam = config.schedule.nonblind_lam
+    lam = config.restoration.lam
     if sigma is not None and sigma > 0.005:
         # the recipe's weight is tuned for σ ≈ 0.005 (8-bit quantisation + mild noise);
         # weaker data term for noisier input keeps ringing down
         lam = lam * (0.005 / sigma) ** 2
     info["nonblind_lam"] = lam
     crop = lum[t : t + rh, l : l + rw]
-    est = Deblurrer(config, device).run(crop.astype(np.float32), callback=callback, init=init)
-    k = est.kernel
-    chans = [img] if img.ndim == 2 else [img[:, :, c] for c in range(img.shape[2])]
-    if (rh, rw) == (h, w) and img.ndim == 2 and sigma is None:
-        out = est.image  # the estimation ran on the whole gray image: its own final stage
-        info["restoration"] = config.schedule.final_method
+    if kernel is not None:
+        est, k = None, np.asarray(kernel, dtype=np.float64)
+        info["kernel"] = "given"
     else:
+        est = Deblurrer(config, device).run(crop.astype(np.float32), callback=callback, init=init, on_phase=on_phase)
+        k = est.kernel
+    if est is not None and (rh, rw) == (h, w) and img.ndim == 2 and sigma is None:
+        out = est.image  # the estimation ran on the whole gray image: its own restoration
+        info["restoration"] = config.restoration.method
+    else:  # the full image, every channel, by the tiled restorer
+        rcfg = RestorationConfig(method="tiled", lam=lam, tile=tile, wiener_above_mp=fast_above_mp)
+        out = np.clip(restore(img, k, rcfg, on_phase=on_phase), 0, 1).astype(np.float32)
         method = "wiener" if h * w > fast_above_mp * 1e6 else "hyperlaplacian"
-        out = [np.clip(deconvolve_tiled(c, k, lam=lam, tile=tile, method=method), 0, 1).astype(np.float32) for c in chans]
-        out = out[0] if img.ndim == 2 else np.stack(out, axis=-1)
         info["restoration"] = f"{method} non-blind" + (", tiled" if max(h, w) > tile + 64 else "")
     return PhotoResult(out, k, est, info, time.perf_counter() - t0)

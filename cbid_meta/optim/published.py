@@ -246,7 +246,7 @@ class PublishedRun:
             "stages": [st.__dict__ for st in stages],
             "steps": step,
             "resumed_from": start,
-            "final_method": "inr",
+            "restoration": cfg.restoration.method,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
             "parameters": sum(p.numel() for p in prob.img_gen.parameters()) + sum(p.numel() for p in prob.ker_gen.parameters()),

@@ -48,8 +48,8 @@ def conv_valid(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     --------
     >>> x = torch.zeros(1, 1, 5, 5); x[0, 0, 2, 2] = 1.0
     >>> k = torch.arange(9.).reshape(1, 1, 3, 3)
-    >>> conv_valid(x, k)[0, 0].tolist()
-    [[8.0, 7.0, 6.0], [5.0, 4.0, 3.0], [2.0, 1.0, 0.0]]
+    >>> conv_valid(x, k)[0, 0].tolist()  # an impulse gives the kernel back (a true convolution)
+    [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
     """
     kh, kw = k.shape[-2:]
     mh, mw = x.shape[-2:]

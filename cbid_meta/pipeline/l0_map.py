@@ -1,6 +1,6 @@
-r"""A classical blind baseline: coarse-to-fine alternating MAP with an L0 gradient prior.
+r"""Kernel estimator ``l0_map``: coarse-to-fine alternating MAP with an L0 gradient prior.
 
-This is the estimator a practitioner tries first (Xu, Zheng & Jia, CVPR 2013,
+This is the classical estimator a practitioner tries first (Xu, Zheng & Jia, CVPR 2013,
 "Unnatural L0 sparse representation"; Pan et al., CVPR 2014, in its
 gradient-only form).  At every level of a √2 image pyramid it alternates
 
@@ -28,9 +28,9 @@ import numpy as np
 from scipy.fft import next_fast_len
 from skimage.transform import resize
 
-from ..optim.nonblind import deconvolve, pad_and_taper, psf2otf
+from .nonblind import deconvolve, pad_and_taper, psf2otf
 
-__all__ = ["L0Config", "l0_kernel", "l0_deblur", "center_kernel", "trim_support", "refine_kernel", "drop_small_components", "gradient_sparsity", "select_kernel", "salient_threshold", "is_path_like"]
+__all__ = ["L0Config", "l0_kernel", "l0_deblur", "center_kernel", "trim_support", "refine_kernel", "drop_small_components", "salient_threshold"]
 
 
 @dataclass
@@ -264,44 +264,6 @@ def refine_kernel(y: np.ndarray, k_init: np.ndarray, levels: int = 2, iters: int
     k = l0_kernel(y, cfg, k_init=k, levels=levels)
     p = (n - k.shape[0]) // 2
     return np.pad(k, p) if p > 0 else k
-
-
-def gradient_sparsity(x: np.ndarray, crop: int = 0) -> float:
-    """Krishnan et al.'s normalised sparsity ‖∇x‖₁ / ‖∇x‖₂ of the forward
-    differences of ``x``, ``crop`` px of border left out (lower = sharper; a
-    wrong kernel leaves blur or ringing, both of which raise it)."""
-    x = np.asarray(x, dtype=np.float64)
-    gx, gy = np.diff(x, axis=1), np.diff(x, axis=0)
-    if crop > 0:
-        gx, gy = gx[crop:-crop, crop:-crop], gy[crop:-crop, crop:-crop]
-    g = np.concatenate([gx.ravel(), gy.ravel()])
-    return float(np.abs(g).sum() / max(np.sqrt((g * g).sum()), 1e-30))
-
-
-def is_path_like(k: np.ndarray, max_taps: float) -> bool:
-    """Whether the kernel has at most ``max_taps`` × its side non-zero taps.
-
-    A motion path is a thin curve: its tap count grows with the support side,
-    not its area.  An estimate that fills a large part of the square has
-    diverged into a diffuse blob (seen with low prune fractions)."""
-    return int(np.count_nonzero(k)) <= max_taps * max(k.shape)
-
-
-def select_kernel(y: np.ndarray, kernels: list[np.ndarray], nonblind_lam: float = 5000.0, crop: int | None = None, max_taps: float = 0.0) -> tuple[int, list[float]]:
-    """Pick among candidate kernels of the gray image ``y`` the one whose
-    hyper-Laplacian deconvolution is sparsest (:func:`gradient_sparsity`).
-
-    With ``max_taps`` > 0 the candidates failing :func:`is_path_like` are
-    passed over (unless all of them fail).  Returns ``(index, scores)`` (the
-    scores of all candidates); ``crop`` defaults to half the largest kernel
-    plus 5 px (the borders carry boundary artefacts, not kernel errors)."""
-    if crop is None:
-        crop = max(k.shape[0] for k in kernels) // 2 + 5
-    crop = min(crop, max(0, min(y.shape) // 2 - 2))
-    y = np.asarray(y, dtype=np.float64)
-    scores = [gradient_sparsity(deconvolve(y, k, lam=nonblind_lam), crop) for k in kernels]
-    ok = [i for i, k in enumerate(kernels) if max_taps <= 0 or is_path_like(k, max_taps)] or list(range(len(kernels)))
-    return min(ok, key=lambda i: scores[i]), scores
 
 
 def l0_deblur(y: np.ndarray, kernel_size: int = 31, config: L0Config | None = None) -> tuple[np.ndarray, np.ndarray]:

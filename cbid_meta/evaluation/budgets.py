@@ -14,17 +14,21 @@ import numpy as np
 import pandas as pd
 
 from ..config import load_recipe
-from ..evaluation.datasets import BenchItem
-from ..evaluation.metrics import kernel_similarity, levin_scores
+from .datasets import BenchItem
+from .metrics import kernel_similarity, levin_scores
 from ..generators import auto_coarsest_scale
 from ..optim import Deblurrer
-from .init import MetaInit
+from ..meta.init import MetaInit
 
 __all__ = ["run_budget", "speedups"]
 
 
-def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, recipe: str = "fast", margin: int = 10, seed: int = 0, device: str = "cpu", kernel_size: int | None = None) -> dict:
+def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, recipe: str = "fast", margin: int = 10, seed: int = 0, device: str = "cpu", kernel_size: int | str | None = None) -> dict:
     cfg = load_recipe(recipe)
+    if kernel_size == "auto":
+        from .bench import auto_support
+
+        kernel_size = auto_support(item)
     if kernel_size is None:
         if item.kernel is None:
             from ..errors import InputError

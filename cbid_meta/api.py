@@ -1,0 +1,288 @@
+"""The Python API: :func:`deblur` does what ``cbid deblur`` does, on an array or a file.
+
+>>> import cbid_meta
+>>> from cbid_meta.data import demo_pair
+>>> y, x, k = demo_pair(size=64, kernel_size=9)
+>>> res = cbid_meta.deblur(y, kernel_size=9, steps=12)
+>>> res.image.shape, res.kernel.shape, round(float(res.kernel.sum()), 6)
+((64, 64), (9, 9), 1.0)
+
+Everything the command line resolves — recipe, kernel size (``"auto"``),
+step budget, initialiser and mode, estimation region, noise level, a known
+kernel — is resolved here, by :func:`plan`, before any expensive work, so a
+notebook and the CLI give the same result for the same arguments.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["deblur", "plan", "Plan", "as_image", "parse_device", "MODES"]
+
+MODES = ("meta", "scratch")
+
+
+def parse_device(device: str | None) -> str:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps``, checked against what this machine has."""
+    import torch
+
+    dev = (device or "cpu").strip().lower()
+    if dev == "cpu":
+        return dev
+    if dev == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError("--device mps requested but no MPS device is available")
+        return dev
+    if dev == "cuda" or dev.startswith("cuda:"):
+        idx = dev.partition(":")[2]
+        if idx and not idx.isdigit():
+            raise InputError(f"--device {device}: expected cuda or cuda:N with N a number")
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device} requested but no CUDA device is available")
+        if idx and int(idx) >= torch.cuda.device_count():
+            raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return dev
+    raise InputError(f"--device must be cpu, cuda, cuda:N or mps, got '{device}'")
+
+
+def as_image(image) -> np.ndarray:
+    """A file path, an (H, W) / (H, W, C) array in [0, 1], or a torch tensor (H, W) / (C, H, W) /
+    (1, C, H, W) → float64 (H, W) or (H, W, C) array (one-channel images become (H, W))."""
+    from .io import load_image
+
+    if isinstance(image, (str, Path)):
+        arr = load_image(image, gray=False)
+    elif hasattr(image, "detach"):  # torch tensor, channels first
+        t = image.detach().cpu().double()
+        if t.ndim == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.ndim == 3:
+            t = t.permute(1, 2, 0)
+        arr = t.numpy()
+    else:
+        arr = np.asarray(image, dtype=np.float64)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3) or min(arr.shape[:2]) < 2:
+        raise InputError(f"expected an (H, W) or (H, W, 3) image, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InputError("image contains NaN or Inf values")
+    return arr
+
+
+def _noise(noise) -> float | str | None:
+    if noise is None or noise == "none":
+        return None
+    if noise == "auto":
+        return "auto"
+    try:
+        v = float(noise)
+    except (TypeError, ValueError):
+        raise InputError(f"--noise must be a number (sigma in [0, 0.5)), 'auto' or 'none', got '{noise}'") from None
+    if not 0 <= v < 0.5:
+        raise InputError(f"--noise must be in [0, 0.5), got {noise}")
+    return v
+
+
+def _kernel_size(kernel_size) -> int | str | None:
+    if kernel_size is None or kernel_size == "auto":
+        return kernel_size
+    try:
+        n = int(kernel_size)
+        if isinstance(kernel_size, float) and n != kernel_size:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InputError(f"--kernel-size must be an integer or 'auto', got '{kernel_size}'") from None
+    if n < 3:
+        raise InputError(f"--kernel-size must be at least 3, got {n}")
+    return n
+
+
+def resolve_init(recipe: str, init=None, mode: str | None = None):
+    """The initialiser a run starts from (``None``: from scratch).
+
+    ``mode="scratch"``: none; ``mode="meta"``: ``init`` or the one packaged for
+    ``recipe`` (an error when there is none); ``mode=None``: ``init``, else the
+    packaged one when it exists, else scratch."""
+    from .meta import MetaInit, load_default_init
+
+    if mode is not None and mode not in MODES:
+        raise InputError(f"--mode must be meta or scratch, got '{mode}'")
+    if mode == "scratch":
+        if init is not None:
+            raise InputError("--init given with --mode scratch; drop one of them")
+        return None
+    if init is not None:
+        return init if isinstance(init, MetaInit) else MetaInit.load(init)
+    default = load_default_init(recipe)
+    if default is None and mode == "meta":
+        raise InputError(f"--mode meta needs --init PATH (no initialiser is packaged for recipe '{recipe}')")
+    return default
+
+
+@dataclass
+class Plan:
+    """Everything a run will do, resolved and checked before it starts."""
+
+    config: object  # DeblurConfig (kernel_size resolved)
+    recipe: str
+    init: object | None  # MetaInit or None
+    region: tuple[int, int, int, int]
+    noise: float | str | None
+    device: str
+    kernel: np.ndarray | None  # a known kernel: non-blind restoration only
+    total: int  # progress units: INR steps + kernel candidates + restored channels
+    notes: list = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        return "meta" if self.init is not None else "scratch"
+
+
+def plan(
+    image: np.ndarray,
+    *,
+    recipe: str = "fast",
+    kernel_size: int | str | None = None,
+    steps: int | None = None,
+    mode: str | None = None,
+    init=None,
+    region: tuple[int, int, int, int] | None = None,
+    noise: float | str | None = "auto",
+    seed: int = 0,
+    device: str = "cpu",
+    kernel=None,
+    estimate_side: int = 384,
+) -> Plan:
+    """Resolve and check every setting of a run on ``image`` (an array from :func:`as_image`)."""
+    from .config import load_recipe
+    from .io import load_kernel
+    from .optim import Deblurrer, plan_stages
+    from .optim.photo import auto_kernel_size, choose_region, luminance
+    from .pipeline import progress_units
+
+    dev = parse_device(device)
+    cfg = load_recipe(recipe)
+    cfg.seed = int(seed)
+    sigma = _noise(noise)
+    ks = _kernel_size(kernel_size)
+    if steps is not None and steps < 3:
+        raise InputError(f"--steps must be at least 3, got {steps}")
+    lum = luminance(image)
+    h, w = lum.shape
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    notes: list[str] = []
+    if region is not None:
+        t, l, rh, rw = (int(v) for v in region)
+        if t < 0 or l < 0 or rh < 1 or rw < 1 or t + rh > h or l + rw > w:
+            raise InputError(f"--region {t},{l},{rh},{rw} is not inside the {h}x{w} image (top,left,height,width)")
+        region = (t, l, rh, rw)
+    else:
+        region = choose_region(lum, estimate_side)
+    if kernel is not None:  # non-blind: restoration only
+        if ks is not None or steps is not None or init is not None or mode is not None:
+            raise InputError("--kernel restores with a known kernel: drop --kernel-size, --steps, --init and --mode")
+        k = kernel if isinstance(kernel, np.ndarray) else load_kernel(kernel)
+        if isinstance(kernel, np.ndarray):
+            k = np.asarray(k, dtype=np.float64)
+            if k.ndim != 2 or not np.isfinite(k).all() or (k < 0).any() or k.sum() <= 0:
+                raise InputError("kernel must be a 2-D, finite, non-negative array with a positive sum")
+            k = k / k.sum()
+        if min(h, w) < 2 * k.shape[0]:
+            raise InputError(f"image {h}x{w} is too small for a {k.shape[0]}x{k.shape[1]} kernel (need at least {2 * k.shape[0]} px per side)")
+        cfg.kernel_size = k.shape[0]
+        return Plan(cfg, recipe, None, region, sigma, dev, k, channels, notes)
+    meta_init = resolve_init(recipe, init, mode)
+    if ks == "auto":
+        cfg.kernel_size = auto_kernel_size(lum)
+        notes.append(f"kernel size auto: {cfg.kernel_size}")
+    elif ks is not None:
+        cfg.kernel_size = ks
+    _, _, rh, rw = region
+    deb = Deblurrer(cfg, dev)
+    deb.check_input(_shape_tensor(rh, rw))  # too small for the kernel: before any work
+    s0 = deb.coarsest_scale(rh, rw)
+    budget = steps if steps is not None else (meta_init.steps if meta_init is not None else None)
+    if budget is not None:
+        cfg = cfg.with_total_steps(budget, s0 + 1)
+    n_steps = sum(st.steps for st in plan_stages(cfg, s0))
+    whole_gray = (rh, rw) == (h, w) and image.ndim == 2 and sigma is None
+    # the estimation's own units (L0 candidates, restoring the crop; the published run's ∆ image),
+    # then the full image's channels unless the estimation ran on all of it
+    units = progress_units(cfg) + (1 if cfg.schedule.pyramid == "decimate" else 0) + (0 if whole_gray else channels)
+    return Plan(cfg, recipe, meta_init, region, sigma, dev, None, n_steps + units, notes)
+
+
+def _shape_tensor(h: int, w: int):
+    import torch
+
+    return torch.empty((1, 1, h, w), device="meta")
+
+
+def run(image: np.ndarray, p: Plan, progress: Callable[[int, int, str], None] | None = None):
+    """Run a resolved :class:`Plan` on ``image``; ``progress(done, total, phase)`` is called as it goes."""
+    from .optim.photo import deblur_photo
+
+    done = [0]
+
+    def tick(phase: str) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(min(done[0], p.total), p.total, phase)
+
+    return deblur_photo(
+        image, copy.deepcopy(p.config), p.device, init=p.init, region=p.region, noise=p.noise,
+        callback=lambda rec: tick(rec.get("stage", "inr")), on_phase=tick, kernel=p.kernel,
+    )
+
+
+def deblur(
+    image,
+    *,
+    recipe: str = "fast",
+    kernel_size: int | str | None = None,
+    steps: int | None = None,
+    mode: str | None = None,
+    init=None,
+    region: tuple[int, int, int, int] | None = None,
+    noise: float | str | None = "auto",
+    seed: int = 0,
+    device: str = "cpu",
+    kernel=None,
+    progress: Callable[[int, int, str], None] | None = None,
+):
+    """Deblur one image, exactly as ``cbid deblur`` does.
+
+    Parameters
+    ----------
+    image : path, (H, W) or (H, W, 3) array in [0, 1], or torch tensor (channels first).
+    recipe : a recipe name (``fast``: the default, ``paper``: the published method) or TOML path.
+    kernel_size : odd support in px, ``"auto"`` (estimated), or None (the recipe's).
+    steps : total optimisation steps (the schedule is rescaled); None: the recipe's, or the
+        initialiser's recommended budget in meta mode.
+    mode, init : ``"meta"`` / ``"scratch"`` and a :class:`~cbid_meta.meta.MetaInit` or its path;
+        by default the initialiser packaged for the recipe when there is one.
+    region : (top, left, height, width) of the crop the kernel is estimated on (default: chosen).
+    noise : σ of the noise, ``"auto"`` (estimated) or None / ``"none"`` (the recipe's weight as is).
+    kernel : a known kernel (array or ``.npy`` / image path): non-blind restoration only.
+    progress : ``progress(done, total, phase)``, called as the run goes.
+
+    Returns
+    -------
+    :class:`~cbid_meta.optim.photo.PhotoResult`: ``image``, ``kernel`` (sums to 1), ``info``, ``seconds``.
+    """
+    img = as_image(image)
+    p = plan(img, recipe=recipe, kernel_size=kernel_size, steps=steps, mode=mode, init=init, region=region,
+             noise=noise, seed=seed, device=device, kernel=kernel)
+    res = run(img, p, progress)
+    res.info.setdefault("notes", []).extend(p.notes)
+    res.info["mode"] = p.mode
+    return res
