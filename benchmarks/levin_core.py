@@ -129,8 +129,8 @@ def main(argv=None) -> int:
 
 def _halves(df: pd.DataFrame) -> dict:
     """Mean PSNR on the two halves of Levin: images imI_kernelJ with I+J even
-    (the half the session-3/4 exploratory sweeps tuned the kernel polish on)
-    and with I+J odd (never used for tuning)."""
+    (the half the exploratory sweeps of the kernel polish were tuned on, see
+    docs/results_log.md) and with I+J odd (never used for tuning)."""
     ij = df["image"].str.extract(r"im(\d+)_kernel(\d+)").astype(float)
     if ij.isna().any().any():
         return {}
@@ -158,6 +158,15 @@ def report(df: pd.DataFrame, meta: dict, a) -> None:
         "max peak MiB": df["peak_mib"].max(),
     }
     md = ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in summary.items()]
+    kern = df["image"].str.extract(r"_(kernel\d+)$")[0]
+    if kern.notna().all() and kern.nunique() > 1:
+        per = df.groupby(kern)["psnr"].agg(["count", "mean"]).reset_index()
+        md += ["", "Mean PSNR per kernel:", "", "| kernel | images | mean PSNR (dB) |", "|---|---|---|"]
+        md += [f"| {r[0]} | {r['count']} | {r['mean']:.2f} |" for _, r in per.iterrows()]
+    if "refine_choice" in df and df["refine_choice"].fillna("").astype(str).str.len().gt(0).any():
+        counts = df["refine_choice"].fillna("").astype(str).value_counts()
+        md += ["", "Chosen kernel candidate (images):", "", "| candidate | images | mean PSNR (dB) |", "|---|---|---|"]
+        md += [f"| {c or '(one candidate)'} | {n} | {df.loc[df['refine_choice'].fillna('').astype(str) == c, 'psnr'].mean():.2f} |" for c, n in counts.items()]
     prov = [f"- {k}: `{v}`" for k, v in meta.items()]
     text = "\n".join(md + ["", "Provenance:", ""] + prov) + "\n"
     (a.summary or a.out.with_suffix(".md")).write_text(text)

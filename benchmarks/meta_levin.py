@@ -1,9 +1,9 @@
-"""Meta-initialised vs from-scratch: the tables of issue #4, from `cbid compare` reports.
+"""Meta-initialised vs from-scratch: summary tables gathered from `cbid compare` reports.
 
 The runs themselves are made by ``cbid compare`` (one run per image × mode ×
-budget, same seed / support / threads, warm-up excluded).  Since session 6 the
-comparison uses the paper-faithful recipe, whose 3000-step schedule is the
-cost the extension is meant to remove (docs/meta.md, "Session 6")::
+budget, same seed / support / threads, warm-up excluded).  The gathered
+comparison is the one of the ``paper_grid`` recipe, whose 3000-step schedule is
+the cost the extension is meant to remove (docs/meta.md, "The `paper_grid` initialiser")::
 
     .venv/bin/cbid compare levin --recipe paper_grid --init cbid_meta/meta/paper_grid_init.safetensors \
         --budgets 300,3000 --meta-budgets 75,150,300,600 -o benchmarks/results/compare_levin_paper

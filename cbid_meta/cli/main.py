@@ -83,24 +83,6 @@ def _resolve_init(init: Optional[Path], mode: Optional["Mode"], recipe: str = "f
     return resolve_init(recipe, init, mode.value if mode is not None else None)
 
 
-def _panel(before, after, kernel, max_width: int = 1600):
-    """input | output side by side, the kernel (scaled to its max) in the output's top-left corner."""
-    import numpy as np
-    from skimage.transform import resize
-
-    b = before if before.ndim == 3 else np.repeat(before[:, :, None], 3, axis=2)
-    a = np.array(after if after.ndim == 3 else np.repeat(after[:, :, None], 3, axis=2), dtype=np.float64)
-    side = max(32, min(a.shape[0], a.shape[1]) // 4)
-    k = resize(kernel / max(kernel.max(), 1e-12), (side, side), order=0)
-    a[2 : side + 2, 2 : side + 2] = k[:, :, None]
-    gap = np.ones((b.shape[0], 8, 3))
-    p = np.concatenate([b[:, :, :3], gap, a[:, :, :3]], axis=1)
-    if p.shape[1] > max_width:
-        f = max_width / p.shape[1]
-        p = resize(p, (round(p.shape[0] * f), max_width), anti_aliasing=True)
-    return p
-
-
 def _versions() -> dict:
     import datetime as dt
 
@@ -144,7 +126,9 @@ def _run_one(path: Path, outdir: Path, progress: Progress, opts: dict, panels=Fa
     save_kernel(outdir / f"{stem}_kernel.png", res.kernel, zoom=0)
     save_kernel_npy(outdir / f"{stem}_kernel.npy", res.kernel)
     if panels:
-        save_image(outdir / f"{stem}_panel.png", _panel(img, res.image, res.kernel))
+        from ..evaluation.panels import panel
+
+        save_image(outdir / f"{stem}_panel.png", panel([img, res.image], [res.kernel]))
     est = res.estimate
     record = {
         "input": str(path),
@@ -198,7 +182,7 @@ def deblur(
     region: Optional[str] = typer.Option(None, "--region", help="TOP,LEFT,HEIGHT,WIDTH of the crop the kernel is estimated on. Default: the 384-px window with the most edges."),
     noise: str = typer.Option("auto", "--noise", help="Noise sigma of the input in [0, 0.5), 'auto' (estimated) or 'none' (the recipe's regularisation as is)."),
     bits: Optional[int] = typer.Option(None, "--bits", help="Output bit depth, 8 or 16. Default: the input's."),
-    panels: bool = typer.Option(False, "--panels", help="Also write <name>_panel.png: input | output, kernel in the corner."),
+    panels: bool = typer.Option(False, "--panels", help="Also write <name>_panel.png: input | output | estimated kernel."),
 ):
     """Deblur images: writes <name>_deblurred.png, <name>_kernel.png (for viewing), <name>_kernel.npy (sums to 1) and <name>.json per input.
 

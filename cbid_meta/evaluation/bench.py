@@ -173,31 +173,12 @@ def score(item: BenchItem, estimate: np.ndarray, kernel: np.ndarray | None, refe
 
 
 def _panel(item: BenchItem, estimate: np.ndarray, kernel: np.ndarray | None, path: Path) -> None:
-    """blurry | estimate | truth, and below-right the kernel estimate | true kernel (scaled to max)."""
+    """blurry | estimate | truth, then the kernel estimate and the true kernel (scaled to max)."""
     from ..io import save_image
+    from .panels import panel
 
-    gap = 4
-    imgs = [item.blurry, np.clip(estimate, 0, 1)] + ([item.sharp] if item.sharp is not None else [])
-    h = max(i.shape[0] for i in imgs)
-    row = []
-    for im in imgs:
-        pad = np.ones((h, im.shape[1]))
-        pad[: im.shape[0]] = im
-        row += [pad, np.ones((h, gap))]
-    kernels = [k for k in (kernel, item.kernel) if k is not None]
-    if kernels:
-        side = h // 2 - gap
-        col = []
-        for k in kernels:
-            from skimage.transform import resize
-
-            kk = resize(k / max(k.max(), 1e-12), (side, side), order=0)
-            col += [kk, np.ones((gap, side))]
-        col = np.vstack(col)
-        full = np.ones((h, side))
-        full[: min(h, col.shape[0])] = col[:h]
-        row.append(full)
-    save_image(path, np.hstack(row))
+    imgs = [item.blurry, estimate] + ([item.sharp] if item.sharp is not None else [])
+    save_image(path, panel(imgs, [kernel, item.kernel], gap=4, max_width=None))
 
 
 def _pairs(methods, items) -> list[tuple[str, BenchItem]]:

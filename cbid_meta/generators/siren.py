@@ -96,13 +96,17 @@ class SirenKernel(nn.Module):
         k = torch.softmax(logits.reshape(1, -1), dim=-1).reshape(1, 1, size, size)
         return centre_kernel(k) if self.centre else k
 
-    def render(self, size: int) -> torch.Tensor:
-        """Kernel ``(1, 1, size, size)``, non-negative, sum 1, centred."""
+    def coords(self, size: int) -> torch.Tensor:
+        """The (cached) tap coordinates of a ``size × size`` support."""
         p = self.last_weight()
         key = (size, p.device, p.dtype)
         if key not in self._coords:
             self._coords[key] = kernel_coords(size, p.device, p.dtype)
-        return self(self._coords[key], size)
+        return self._coords[key]
+
+    def render(self, size: int) -> torch.Tensor:
+        """Kernel ``(1, 1, size, size)``, non-negative, sum 1, centred."""
+        return self(self.coords(size), size)
 
     def last_weight(self) -> torch.Tensor:
         return self.net[-1].weight

@@ -22,9 +22,9 @@ What is meta-learned and what adapts
 Inner loop
 ----------
 The test-time objective itself — :meth:`cbid_meta.optim.deblur.Problem.step_loss`
-over the recipe's progressive schedule shortened to ``inner_steps`` — with a
-functional Adam whose update is the one of :class:`torch.optim.Adam`
-(checked against it in the tests).
+over the recipe's progressive schedule shortened to ``inner_steps`` — run by
+the same per-image loop as ``cbid deblur`` (:func:`cbid_meta.optim.loop.optimise`:
+explicit parameters, :func:`torch.func.grad`, the update of :class:`torch.optim.Adam`).
 
 Outer updates
 -------------
@@ -41,22 +41,20 @@ FFT convolutions of all scales; its memory grows with the inner steps
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad
 
 from ..config import DeblurConfig
 from ..optim.deblur import GROUPS, Deblurrer, Problem, plan_stages
+from ..optim.loop import LoopState, optimise
 
 __all__ = ["SHARED_PREFIXES", "shared_state", "build_problem", "adapt", "outer_loss", "AdaptResult", "ALGORITHMS"]
 
 ALGORITHMS = ("reptile", "fomaml")
 #: parameter-name prefixes of θ (everything else is per-image)
 SHARED_PREFIXES = ("image.mlp.", "kernel.mlp.")
-BETAS, EPS = (0.9, 0.999), 1e-8
 
 
 def shared_state(prob: Problem) -> dict[str, torch.Tensor]:
@@ -84,70 +82,19 @@ class AdaptResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _lr_factor(cfg: DeblurConfig, st, i: int) -> float:
-    if st.name != "final":
-        return 1.0
-    frac = i / max(st.steps - 1, 1)
-    return cfg.schedule.lr_decay + (1 - cfg.schedule.lr_decay) * 0.5 * (1 + math.cos(math.pi * frac))
-
-
-def _render_fn(prob: Problem, params: dict[str, torch.Tensor]):
-    img_p = {k[len("image.") :]: v for k, v in params.items() if k.startswith("image.")}
-    ker_p = {k[len("kernel.") :]: v for k, v in params.items() if k.startswith("kernel.")}
-
-    def ig(*a, **kw):
-        return functional_call(prob.img_gen, img_p, a, kw)
-
-    def kg(*a, **kw):
-        return functional_call(prob.ker_gen, ker_p, a, kw)
-
-    return lambda s: prob.render(s, img_gen=ig, ker_gen=kg)
-
-
 def adapt(prob: Problem, theta: dict[str, torch.Tensor], lrs: dict[str, float]) -> AdaptResult:
-    """Run the (shortened) test-time schedule of ``prob.cfg`` functionally from θ.
+    """Run the (shortened) test-time schedule of ``prob.cfg`` from θ with the per-image loop
+    (:func:`cbid_meta.optim.loop.optimise`, the one ``cbid deblur`` runs).
 
-    Per-image parameters (feature grids) start from the module's own init; the
-    Adam update is exactly that of ``torch.optim.Adam`` (default betas/eps)."""
-    groups = prob.param_groups()
-    params: dict[str, torch.Tensor] = {}
-    group_of: dict[str, str] = {}
-    for g in GROUPS:
-        for k, v in groups[g].items():
-            params[k] = (theta[k] if k in theta else v).detach().clone()
-            group_of[k] = g
-    if "kernel.freqs" in theta:
+    Per-image parameters (feature grids) start from the module's own init."""
+    params, group_of = prob.initial_params()
+    params = {k: (theta[k].detach().clone() if k in theta else v) for k, v in params.items()}
+    if "kernel.freqs" in theta:  # a meta-learned buffer: passed to the generator, not trained
         params["kernel.freqs"] = theta["kernel.freqs"].detach().clone()
-    trainable = [k for k in params if k in group_of]
-    m = {k: torch.zeros_like(params[k]) for k in trainable}
-    v = {k: torch.zeros_like(params[k]) for k in trainable}
-    usum = {k: torch.zeros_like(params[k]) for k in trainable}
-    fixed = {k: params[k] for k in params if k not in group_of}
-
-    def loss_fn(p, st):
-        total, parts = prob.step_loss(st, _render_fn(prob, {**p, **fixed}))
-        return total, {k: t.detach() for k, t in parts.items()}
-
-    g_fn = grad(loss_fn, has_aux=True)
-    history = []
-    t = 0
-    for st in plan_stages(prob.cfg, prob.s0):
-        for i in range(st.steps):
-            f = _lr_factor(prob.cfg, st, i)
-            p = {k: params[k] for k in trainable}
-            grads, parts = g_fn(p, st)
-            t += 1
-            bc1, bc2 = 1 - BETAS[0] ** t, 1 - BETAS[1] ** t
-            for k in trainable:
-                gk = grads[k]
-                m[k].mul_(BETAS[0]).add_(gk, alpha=1 - BETAS[0])
-                v[k].mul_(BETAS[1]).addcmul_(gk, gk, value=1 - BETAS[1])
-                u = (m[k] / bc1) / (v[k].sqrt() / math.sqrt(bc2) + EPS)  # torch.optim.Adam's form
-                params[k] = params[k] - lrs[group_of[k]] * f * u
-                usum[k] += f * u
-            history.append({"step": t - 1, "stage": st.name, **{k: float(x) for k, x in parts.items()}})
-    sums = {g: {k: usum[k] for k in trainable if group_of[k] == g} for g in GROUPS}
-    return AdaptResult(params, sums, history)
+    state = optimise(lambda p, st: prob.step_loss(st, prob.functional_render(p)), LoopState(params), group_of, lrs,
+                     plan_stages(prob.cfg, prob.s0), prob.cfg.schedule, track_updates=True)
+    sums = {g: {k: state.update_sums[k] for k in group_of if group_of[k] == g} for g in GROUPS}
+    return AdaptResult(state.params, sums, state.history)
 
 
 def _center(k: torch.Tensor, n: int) -> torch.Tensor:
@@ -160,7 +107,7 @@ def _center(k: torch.Tensor, n: int) -> torch.Tensor:
 
 def outer_loss(prob: Problem, params: dict[str, torch.Tensor], sharp: np.ndarray, kernel: np.ndarray, kernel_weight: float = 1.0):
     """Supervised loss of adapted parameters: image MSE at scale 0 + w · kernel SSD (centred)."""
-    x0, k0 = _render_fn(prob, params)(0)
+    x0, k0 = prob.functional_render(params)(0)
     h, w = sharp.shape
     c0 = prob.pyr.half(0)
     x = x0[0, 0, c0 : c0 + h, c0 : c0 + w]

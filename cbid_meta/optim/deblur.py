@@ -13,7 +13,6 @@ The ablations of the paper are switches of :class:`~cbid_meta.config.ScheduleCon
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -27,6 +26,7 @@ from ..generators import ImageINR, KernelINR, Pyramid, auto_coarsest_scale, crea
 from ..losses import cross_scale_loss, fit_loss, metric, prior
 from ..pipeline import check_components, finish
 from ..pipeline.nonblind import deconvolve
+from .loop import LoopState, optimise
 
 __all__ = ["Deblurrer", "DeblurResult", "Problem", "Stage", "GROUPS", "plan_stages"]
 
@@ -147,6 +147,30 @@ class Problem:
             "image_mlp": {f"image.{k}": v for k, v in img.items() if not k.startswith("grids.")},
             "kernel": {f"kernel.{k}": v for k, v in self.ker_gen.named_parameters()},
         }
+
+    def initial_params(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """The modules' parameters as an explicit dict (detached copies) and the group of each."""
+        params, group_of = {}, {}
+        for g, named in self.param_groups().items():
+            for k, v in named.items():
+                params[k], group_of[k] = v.detach().clone(), g
+        return params, group_of
+
+    def functional_render(self, params: dict[str, torch.Tensor]):
+        """``render(s)`` with the generators evaluated at ``params`` (``torch.func.functional_call``;
+        buffers missing from ``params`` come from the modules)."""
+        from torch.func import functional_call
+
+        img_p = {k[len("image.") :]: v for k, v in params.items() if k.startswith("image.")}
+        ker_p = {k[len("kernel.") :]: v for k, v in params.items() if k.startswith("kernel.")}
+
+        def ig(*a, **kw):
+            return functional_call(self.img_gen, img_p, a, kw)
+
+        def kg(*a, **kw):
+            return functional_call(self.ker_gen, ker_p, a, kw)
+
+        return lambda s: self.render(s, img_gen=ig, ker_gen=kg)
 
     def render(self, s: int, img_gen=None, ker_gen=None):
         """``(x_s, k_s)`` at scale ``s`` (callables default to the modules)."""
@@ -281,42 +305,14 @@ class Deblurrer:
         if init is not None:
             init.apply(img_gen, ker_gen)
             lrs.update(init.lrs)
-        groups = prob.param_groups()
-        opt = torch.optim.Adam([{"params": list(groups[g].values()), "lr": lrs[g]} for g in GROUPS])
-        base_lrs = [g["lr"] for g in opt.param_groups]
-        render = prob.render
-
+        params, group_of = prob.initial_params()
         stages = plan_stages(cfg, s0)
-        history: list[dict] = []
         t0 = time.perf_counter()
-        step = 0
-        for st in stages:
-            for i in range(st.steps):
-                if st.name == "final":
-                    frac = i / max(st.steps - 1, 1)
-                    f = cfg.schedule.lr_decay + (1 - cfg.schedule.lr_decay) * 0.5 * (1 + math.cos(math.pi * frac))
-                    for g, lr in zip(opt.param_groups, base_lrs):
-                        g["lr"] = lr * f
-                opt.zero_grad(set_to_none=True)
-                total, parts = prob.step_loss(st, render)
-                total.backward()
-                opt.step()
-                rec = {
-                    "step": step,
-                    "stage": st.name,
-                    "scale": st.scales[-1],
-                    "fit": parts["fit"].item(),
-                    "cross": parts["cross"].item(),
-                    "prior": parts["prior"].item(),
-                    "total": total.item(),
-                    "time": time.perf_counter() - t0,
-                }
-                history.append(rec)
-                if callback is not None:
-                    callback(rec)
-                step += 1
+        state = optimise(lambda p, st: prob.step_loss(st, prob.functional_render(p)), LoopState(params), group_of, lrs,
+                         stages, cfg.schedule, callback=callback)
+        history, step = state.history, state.t
         with torch.no_grad():
-            x0, k0 = render(0)
+            x0, k0 = prob.functional_render(state.params)(0)
         c0 = pyr.half(0)
         # estimate -> select -> restore (cbid_meta.pipeline)
         y_np = y_t[0].permute(1, 2, 0).detach().cpu().double().numpy()

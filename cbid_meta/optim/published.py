@@ -39,6 +39,9 @@ from ..generators import create_generator, generator_class
 from ..losses import metric
 from ..physics import conv_valid, cross_scale_prediction, decimate
 from .deblur import DeblurResult, Stage, plan_stages
+from .loop import LoopState, optimise
+
+CHECKPOINT_FORMAT = 2  # the per-image loop's state (parameters, Adam moments, step, history)
 
 __all__ = ["check_generators", "published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem", "PublishedRun"]
 
@@ -104,19 +107,38 @@ class DecimatedProblem:
         h, w = self.obs[s].shape[-2:]
         return h + self.ksize[s] - 1, w + self.ksize[s] - 1
 
-    def render(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x_s, k_s)``: latent image (1, C, H_s + K_s - 1, …) and kernel (1, 1, K_s, K_s)."""
-        return self.img_gen.render(*self.latent_size(s)), self.ker_gen.render(self.ksize[s])
+    def initial_params(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """Both generators' parameters as an explicit dict (detached copies), grouped image / kernel."""
+        params, group_of = {}, {}
+        for prefix, mod in (("image", self.img_gen), ("kernel", self.ker_gen)):
+            for k, v in mod.named_parameters():
+                params[f"{prefix}.{k}"], group_of[f"{prefix}.{k}"] = v.detach().clone(), prefix
+        return params, group_of
 
-    def step_loss(self, st: Stage) -> tuple[torch.Tensor, dict]:
+    def functional_render(self, params: dict[str, torch.Tensor]):
+        """``render(s) -> (x_s, k_s)``: latent image (1, C, H_s + K_s - 1, …) and kernel
+        (1, 1, K_s, K_s) with the generators evaluated at ``params``."""
+        from torch.func import functional_call
+
+        img_p = {k[len("image.") :]: v for k, v in params.items() if k.startswith("image.")}
+        ker_p = {k[len("kernel.") :]: v for k, v in params.items() if k.startswith("kernel.")}
+
+        def render(s: int):
+            size = self.ksize[s]
+            x = functional_call(self.img_gen, img_p, (self.img_gen.encoding(*self.latent_size(s)),))
+            return x, functional_call(self.ker_gen, ker_p, (self.ker_gen.coords(size), size))
+
+        return render
+
+    def step_loss(self, st: Stage, render) -> tuple[torch.Tensor, dict]:
         zero = self.y_t.new_zeros(())
         l_fit, l_cross = zero, zero
         for s in st.scales:
-            x_s, k_s = self.render(s)
+            x_s, k_s = render(s)
             if st.cross and s + 1 <= self.depth:
                 y_c = self.obs[s + 1]
                 l_fit = l_fit + self.fit_m(decimate(conv_valid(x_s, k_s)), y_c)
-                x_c, k_c = self.render(s + 1)
+                x_c, k_c = render(s + 1)
                 l_cross = l_cross + self.cross_m(cross_scale_prediction(x_s, k_s, x_c, k_c), y_c)
             else:
                 l_fit = l_fit + self.fit_m(conv_valid(x_s, k_s), self.obs[s])
@@ -124,9 +146,9 @@ class DecimatedProblem:
         return total, {"fit": l_fit, "cross": l_cross, "prior": zero}
 
     @torch.no_grad()
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
-        """Current scale-0 estimate: sharp image (H, W[, C]) aligned with ``y``, kernel (K, K) summing to 1."""
-        x0, k0 = self.render(0)
+    def snapshot(self, params: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        """Scale-0 estimate at ``params``: sharp image (H, W[, C]) aligned with ``y``, kernel (K, K) summing to 1."""
+        x0, k0 = self.functional_render(params)(0)
         h, w = self.y_t.shape[-2:]
         c = (self.ksize[0] - 1) // 2
         img = x0[0, :, c : c + h, c : c + w].permute(1, 2, 0).float().cpu().numpy()
@@ -152,6 +174,9 @@ class PublishedRun:
         check_generators(cfg, "decimate")
         torch.manual_seed(cfg.seed)
         img_gen = create_generator(cfg.image.name, cfg.image, channels=y_t.shape[1]).to(self.device)
+        # BatchNorm normalises by the batch statistics (the generator is always in training mode);
+        # without running statistics it is a pure function of the parameters, as torch.func needs
+        torch.func.replace_all_batch_norm_modules_(img_gen)
         ker_gen = create_generator(cfg.kernel.name, cfg.kernel).to(self.device)
         prob = DecimatedProblem(cfg, y_t, s0, depth, img_gen, ker_gen)
         need = getattr(img_gen, "min_side", 1)
@@ -179,65 +204,37 @@ class PublishedRun:
         """
         cfg, sch = self.cfg, self.cfg.schedule
         prob = self.setup(y_t, s0)
-        opt = torch.optim.Adam(
-            [
-                {"params": list(prob.img_gen.parameters()), "lr": sch.lr_image},
-                {"params": list(prob.ker_gen.parameters()), "lr": sch.lr_kernel},
-            ]
-        )
-        base = [sch.lr_image, sch.lr_kernel]
+        params, group_of = prob.initial_params()
+        lrs = {"image": sch.lr_image, "kernel": sch.lr_kernel}
         stages = plan_stages(cfg, s0)
         total_steps = sum(st.steps for st in stages)
         fp = _fingerprint(cfg, y_t)
-        history: list[dict] = []
-        start, elapsed = 0, 0.0
+        state, elapsed = LoopState(params), 0.0
         ckpt = Path(checkpoint) if checkpoint else None
         if ckpt is not None and ckpt.exists():
-            state = torch.load(ckpt, map_location=self.device, weights_only=False)
-            if state.get("fingerprint") != fp:
+            saved = torch.load(ckpt, map_location=self.device, weights_only=False)
+            if saved.get("fingerprint") != fp:
                 raise InputError(f"checkpoint {ckpt} belongs to another image or configuration")
-            prob.img_gen.load_state_dict(state["image"])
-            prob.ker_gen.load_state_dict(state["kernel"])
-            opt.load_state_dict(state["optimizer"])
-            start, elapsed, history = state["step"], state["elapsed"], state["history"]
+            if saved.get("format") == CHECKPOINT_FORMAT:  # older formats: start over
+                state, elapsed = LoopState.from_state_dict(saved["loop"]), saved["elapsed"]
+        start = state.t
+        t0 = time.perf_counter() - elapsed
 
-        def save(step: int, spent: float) -> None:
+        def save(step: int, st: LoopState) -> None:
             tmp = ckpt.with_name(ckpt.name + ".tmp")
-            torch.save(
-                {"fingerprint": fp, "step": step, "elapsed": spent, "history": history, "image": prob.img_gen.state_dict(),
-                 "kernel": prob.ker_gen.state_dict(), "optimizer": opt.state_dict()},
-                tmp,
-            )
+            torch.save({"format": CHECKPOINT_FORMAT, "fingerprint": fp, "elapsed": time.perf_counter() - t0, "loop": st.state_dict()}, tmp)
             os.replace(tmp, ckpt)
 
-        t0 = time.perf_counter() - elapsed
-        step = 0
-        for st in stages:
-            for i in range(st.steps):
-                if step < start:
-                    step += 1
-                    continue
-                f = sch.lr_gamma ** sum(step >= m for m in sch.lr_milestones)
-                if st.name == "final" and sch.lr_decay < 1:
-                    frac = i / max(st.steps - 1, 1)
-                    f *= sch.lr_decay + (1 - sch.lr_decay) * 0.5 * (1 + math.cos(math.pi * frac))
-                for g, lr in zip(opt.param_groups, base):
-                    g["lr"] = lr * f
-                opt.zero_grad(set_to_none=True)
-                total, parts = prob.step_loss(st)
-                total.backward()
-                opt.step()
-                rec = {"step": step, "stage": st.name, "scale": st.scales[-1], "fit": parts["fit"].item(), "cross": parts["cross"].item(),
-                       "prior": 0.0, "total": total.item(), "time": time.perf_counter() - t0, "total_steps": total_steps}
-                history.append(rec)
-                if callback is not None:
-                    callback(rec)
-                step += 1
-                if monitor is not None and step % monitor_every == 0:
-                    monitor(step, *prob.snapshot())
-                if ckpt is not None and (step % checkpoint_every == 0 or step == total_steps):
-                    save(step, time.perf_counter() - t0)
-        image, kernel = prob.snapshot()
+        def after_step(step: int, st: LoopState) -> None:
+            if monitor is not None and step % monitor_every == 0:
+                monitor(step, *prob.snapshot(st.params))
+            if ckpt is not None and (step % checkpoint_every == 0 or step == total_steps):
+                save(step, st)
+
+        state = optimise(lambda p, st: prob.step_loss(st, prob.functional_render(p)), state, group_of, lrs, stages, sch,
+                         callback=callback, after_step=after_step, elapsed=elapsed)
+        history, step = state.history, state.t
+        image, kernel = prob.snapshot(state.params)
         seconds = time.perf_counter() - t0
         info = {
             "coarsest_scale": s0,
@@ -249,6 +246,6 @@ class PublishedRun:
             "restoration": cfg.restoration.method,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
-            "parameters": sum(p.numel() for p in prob.img_gen.parameters()) + sum(p.numel() for p in prob.ker_gen.parameters()),
+            "parameters": sum(p.numel() for p in state.params.values()),
         }
         return DeblurResult(image=image, kernel=kernel, history=history, seconds=seconds, config=cfg.to_dict(), info=info)

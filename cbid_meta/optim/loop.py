@@ -1,0 +1,119 @@
+r"""The per-image loop, written once: Adam on an explicit parameter dict, gradients by :mod:`torch.func`.
+
+Every per-image optimisation runs here — the fast recipe's INR method
+(:meth:`cbid_meta.optim.Deblurrer.run`), the published method
+(:class:`cbid_meta.optim.published.PublishedRun`, with checkpoints) and the
+inner loop of meta-learning (:func:`cbid_meta.meta.learner.adapt`).  The caller
+gives a *functional* loss ``loss_fn(params, stage) -> (total, parts)``; the
+loop walks the stages of :func:`~cbid_meta.optim.deblur.plan_stages`, takes
+:func:`torch.func.grad` of the loss and applies the update of
+:class:`torch.optim.Adam` (default betas and eps; a test checks the two
+agree) with one learning rate per parameter group, scaled by
+:func:`lr_factor` — the one learning-rate schedule.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch.func import grad
+
+__all__ = ["BETAS", "EPS", "lr_factor", "LoopState", "optimise"]
+
+BETAS, EPS = (0.9, 0.999), 1e-8
+
+
+def lr_factor(schedule, stage, i: int, step: int) -> float:
+    """Multiplier of every learning rate at global ``step`` (the ``i``-th of ``stage``):
+    ``lr_gamma`` per milestone passed, times a cosine decay to ``lr_decay`` over the final stage."""
+    f = schedule.lr_gamma ** sum(step >= m for m in schedule.lr_milestones)
+    if stage.name == "final" and schedule.lr_decay < 1:
+        frac = i / max(stage.steps - 1, 1)
+        f *= schedule.lr_decay + (1 - schedule.lr_decay) * 0.5 * (1 + math.cos(math.pi * frac))
+    return f
+
+
+@dataclass
+class LoopState:
+    """Parameters, Adam moments and step count: everything a resumed run needs."""
+
+    params: dict[str, torch.Tensor]
+    m: dict[str, torch.Tensor] = field(default_factory=dict)
+    v: dict[str, torch.Tensor] = field(default_factory=dict)
+    t: int = 0
+    history: list[dict] = field(default_factory=list)
+    update_sums: dict[str, torch.Tensor] = field(default_factory=dict)  # Σ_t factor·u_t per parameter (Meta-SGD)
+
+    def state_dict(self) -> dict:
+        return {"params": self.params, "m": self.m, "v": self.v, "t": self.t, "history": self.history}
+
+    @classmethod
+    def from_state_dict(cls, d: dict) -> "LoopState":
+        return cls(d["params"], d["m"], d["v"], d["t"], d["history"])
+
+
+def optimise(
+    loss_fn: Callable[[dict, object], tuple[torch.Tensor, dict]],
+    state: LoopState,
+    group_of: dict[str, str],
+    lrs: dict[str, float],
+    stages,
+    schedule,
+    callback: Callable[[dict], None] | None = None,
+    after_step: Callable[[int, LoopState], None] | None = None,
+    track_updates: bool = False,
+    elapsed: float = 0.0,
+) -> LoopState:
+    """Run ``stages`` from ``state`` (steps ``< state.t`` are skipped: a resumed run).
+
+    ``group_of`` maps every trainable parameter name to its group in ``lrs``;
+    other entries of ``state.params`` are passed to ``loss_fn`` unchanged.
+    ``callback`` sees each step's record, ``after_step(step, state)`` runs after
+    each update (checkpoints, monitors).  With ``track_updates`` the Adam
+    directions are summed (for first-order Meta-SGD)."""
+    trainable = [k for k in state.params if k in group_of]
+    fixed = {k: v for k, v in state.params.items() if k not in group_of}
+    for k in trainable:
+        state.m.setdefault(k, torch.zeros_like(state.params[k]))
+        state.v.setdefault(k, torch.zeros_like(state.params[k]))
+        if track_updates:
+            state.update_sums.setdefault(k, torch.zeros_like(state.params[k]))
+
+    def total_loss(p, st):
+        total, parts = loss_fn({**p, **fixed}, st)
+        return total, (total.detach(), {k: t.detach() for k, t in parts.items()})
+
+    g_fn = grad(total_loss, has_aux=True)
+    total_steps = sum(st.steps for st in stages)
+    t0 = time.perf_counter() - elapsed
+    step = 0
+    for st in stages:
+        for i in range(st.steps):
+            if step < state.t:
+                step += 1
+                continue
+            f = lr_factor(schedule, st, i, step)
+            grads, (total, parts) = g_fn({k: state.params[k] for k in trainable}, st)
+            state.t += 1
+            bc1, bc2 = 1 - BETAS[0] ** state.t, 1 - BETAS[1] ** state.t
+            with torch.no_grad():
+                for k in trainable:
+                    g, m, v = grads[k], state.m[k], state.v[k]
+                    m.mul_(BETAS[0]).add_(g, alpha=1 - BETAS[0])
+                    v.mul_(BETAS[1]).addcmul_(g, g, value=1 - BETAS[1])
+                    u = (m / bc1) / (v.sqrt() / math.sqrt(bc2) + EPS)  # torch.optim.Adam's update
+                    state.params[k] = state.params[k] - lrs[group_of[k]] * f * u
+                    if track_updates:
+                        state.update_sums[k] += f * u
+            rec = {"step": step, "stage": st.name, "scale": st.scales[-1], **{k: float(x) for k, x in parts.items()},
+                   "total": float(total), "time": time.perf_counter() - t0, "total_steps": total_steps}
+            state.history.append(rec)
+            if callback is not None:
+                callback(rec)
+            step += 1
+            if after_step is not None:
+                after_step(step, state)
+    return state
