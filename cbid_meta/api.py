@@ -214,7 +214,7 @@ def plan(
     if budget is not None:
         cfg = cfg.with_total_steps(budget, s0 + 1)
     n_steps = sum(st.steps for st in plan_stages(cfg, s0))
-    whole_gray = (rh, rw) == (h, w) and image.ndim == 2 and sigma is None
+    whole_gray = (rh, rw) == (h, w) and image.ndim == 2 and (sigma is None or cfg.restoration.method == "inr")
     # the estimation's own units (L0 candidates, restoring the crop; the published run's ∆ image),
     # then the full image's channels unless the estimation ran on all of it
     units = progress_units(cfg) + (1 if cfg.schedule.pyramid == "decimate" else 0) + (0 if whole_gray else channels)

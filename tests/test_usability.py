@@ -216,3 +216,17 @@ def test_kernel_size_means_the_same_in_every_command():
     assert n % 2 == 1 and 11 <= n <= 61
     assert _support(item, BenchSettings(kernel_size=15), 10) == 15
     assert _support(item, BenchSettings(), 10) == 9 + 10
+
+
+def test_published_recipe_writes_the_generator_image_on_a_whole_gray_image():
+    """--recipe paper restores with the generator itself (its [restoration] method is "inr"),
+    whatever the noise setting, when the kernel was estimated on the whole gray image."""
+    from cbid_meta.api import as_image, plan, run
+
+    y, _, _ = demo_pair(size=160, kernel_size=7)
+    img = as_image(y)
+    p = plan(img, recipe="paper", kernel_size=7, steps=6, noise="auto")
+    calls = []
+    res = run(img, p, lambda d, t, ph: calls.append(d))
+    assert res.info["restoration"] == "inr" and calls[-1] == p.total
+    np.testing.assert_array_equal(res.image, res.estimate.image)

@@ -176,8 +176,8 @@ def deblur_photo(
     else:
         est = Deblurrer(config, device).run(crop.astype(np.float32), callback=callback, init=init, on_phase=on_phase)
         k = est.kernel
-    if est is not None and (rh, rw) == (h, w) and img.ndim == 2 and sigma is None:
-        out = est.image  # the estimation ran on the whole gray image: its own restoration
+    if est is not None and (rh, rw) == (h, w) and img.ndim == 2 and (sigma is None or config.restoration.method == "inr"):
+        out = est.image  # the estimation ran on the whole gray image: its own restoration (the generator's image for "inr")
         info["restoration"] = config.restoration.method
     else:  # the full image, every channel, by the tiled restorer
         rcfg = RestorationConfig(method="tiled", lam=lam, tile=tile, wiener_above_mp=fast_above_mp)
