@@ -14,7 +14,11 @@ memory, the coordinate encoding of each scale computed once and reused):
 * ``channels_last``: ``[image] channels_last = true`` (the recipe's default);
 * ``bf16``: ``[image] autocast = "bf16"`` (forward pass in bfloat16);
 * ``channels_last+bf16``: both;
-* ``1 thread``: ``torch.set_num_threads(1)`` instead of the default.
+* ``1 thread``: ``torch.set_num_threads(1)`` instead of the default;
+* ``loop``: ``channels_last`` run by the per-image loop every run uses
+  (:func:`cbid_meta.optim.loop.optimise`: explicit parameters,
+  ``torch.func.grad``, BatchNorm without running statistics) instead of
+  ``loss.backward()`` + ``torch.optim.Adam`` on the modules.
 
 The median over ``--iters`` timed iterations after two warm-up iterations.
 """
@@ -36,7 +40,41 @@ from cbid_meta.generators import FourierUNet, SirenKernel, fourier_encoding  # n
 from cbid_meta.losses import ssim_loss  # noqa: E402
 from cbid_meta.physics import conv_valid  # noqa: E402
 
-OPTIONS = ("cached", "uncached", "channels_last", "bf16", "channels_last+bf16", "1 thread")
+OPTIONS = ("cached", "uncached", "channels_last", "bf16", "channels_last+bf16", "1 thread", "loop")
+
+
+def time_loop(width: int, size: int, ksize: int, iters: int) -> float:
+    """Median seconds of one iteration of :func:`cbid_meta.optim.loop.optimise` (channels_last)."""
+    from types import SimpleNamespace
+
+    from torch.func import functional_call
+
+    from cbid_meta.optim.deblur import Stage
+    from cbid_meta.optim.loop import LoopState, optimise
+
+    torch.manual_seed(0)
+    net = FourierUNet(width=width, channels_last=True)
+    torch.func.replace_all_batch_norm_modules_(net)
+    ker = SirenKernel()
+    lat = size + ksize - 1
+    y = torch.rand(1, 1, size, size)
+    params = {f"image.{k}": v.detach().clone() for k, v in net.named_parameters()}
+    params |= {f"kernel.{k}": v.detach().clone() for k, v in ker.named_parameters()}
+    group_of = {k: k.split(".")[0] for k in params}
+
+    def loss(p, st):
+        ip = {k[6:]: v for k, v in p.items() if k.startswith("image.")}
+        kp = {k[7:]: v for k, v in p.items() if k.startswith("kernel.")}
+        x = functional_call(net, ip, (net.encoding(lat, lat),))
+        k = functional_call(ker, kp, (ker.coords(ksize), ksize))
+        fit = ssim_loss(conv_valid(x, k), y)
+        return fit, {"fit": fit}
+
+    stamps: list[float] = []
+    sch = SimpleNamespace(lr_gamma=0.5, lr_milestones=[], lr_decay=1.0)
+    optimise(loss, LoopState(params), group_of, {"image": 5e-3, "kernel": 5e-5}, [Stage("final", (0,), iters + 2, False, 0.0)], sch,
+             callback=lambda rec: stamps.append(rec["time"]))
+    return statistics.median(b - a for a, b in zip(stamps[1:-1], stamps[2:]))
 
 
 def time_option(width: int, option: str, size: int, ksize: int, iters: int) -> float:
@@ -78,7 +116,7 @@ def main(argv=None) -> int:
     for w in (int(v) for v in a.widths.split(",")):
         base = None
         for opt in a.options.split(","):
-            s = time_option(w, opt, a.size, a.kernel_size, a.iters)
+            s = time_loop(w, a.size, a.kernel_size, a.iters) if opt == "loop" else time_option(w, opt, a.size, a.kernel_size, a.iters)
             base = s if opt == "cached" else base
             rows.append({"width": w, "option": opt, "s_per_iter": s, "speedup_vs_cached": (base / s) if base else float("nan"),
                          "hours_per_5000": s * 5000 / 3600})
