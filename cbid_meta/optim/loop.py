@@ -1,14 +1,17 @@
-r"""The per-image loop, written once: Adam on an explicit parameter dict, gradients by :mod:`torch.func`.
+r"""The per-image loop, written once: Adam on an explicit parameter dict (:func:`torch.func.functional_call`).
 
 Every per-image optimisation runs here — the fast recipe's INR method
 (:meth:`cbid_meta.optim.Deblurrer.run`), the published method
 (:class:`cbid_meta.optim.published.PublishedRun`, with checkpoints) and the
 inner loop of meta-learning (:func:`cbid_meta.meta.learner.adapt`).  The caller
-gives a *functional* loss ``loss_fn(params, stage) -> (total, parts)``; the
-loop walks the stages of :func:`~cbid_meta.optim.deblur.plan_stages`, takes
-:func:`torch.func.grad` of the loss and applies the update of
-:class:`torch.optim.Adam` (default betas and eps; a test checks the two
-agree) with one learning rate per parameter group, scaled by
+gives a *functional* loss ``loss_fn(params, stage) -> (total, parts)`` (the
+generators evaluated at an explicit parameter dict with
+:func:`torch.func.functional_call`); the loop walks the stages of
+:func:`~cbid_meta.optim.deblur.plan_stages`, differentiates the loss with
+respect to the dict and applies the update of :class:`torch.optim.Adam`
+operation for operation (default betas and eps, a step count per parameter,
+parameters a stage does not use left alone; a test checks the two agree bit
+for bit) with one learning rate per parameter group, scaled by
 :func:`lr_factor` — the one learning-rate schedule.
 """
 from __future__ import annotations
@@ -19,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from torch.func import grad
 
 __all__ = ["BETAS", "EPS", "lr_factor", "LoopState", "optimise"]
 
@@ -43,16 +45,18 @@ class LoopState:
     params: dict[str, torch.Tensor]
     m: dict[str, torch.Tensor] = field(default_factory=dict)
     v: dict[str, torch.Tensor] = field(default_factory=dict)
-    t: int = 0
+    t: int = 0  # iterations done
+    steps: dict[str, int] = field(default_factory=dict)  # Adam steps per parameter (iterations in which it had a gradient)
     history: list[dict] = field(default_factory=list)
     update_sums: dict[str, torch.Tensor] = field(default_factory=dict)  # Σ_t factor·u_t per parameter (Meta-SGD)
 
     def state_dict(self) -> dict:
-        return {"params": self.params, "m": self.m, "v": self.v, "t": self.t, "history": self.history}
+        return {"params": {k: v.detach() for k, v in self.params.items()}, "m": self.m, "v": self.v, "t": self.t,
+                "steps": self.steps, "history": self.history}
 
     @classmethod
     def from_state_dict(cls, d: dict) -> "LoopState":
-        return cls(d["params"], d["m"], d["v"], d["t"], d["history"])
+        return cls(d["params"], d["m"], d["v"], d["t"], d["steps"], d["history"])
 
 
 def optimise(
@@ -77,16 +81,9 @@ def optimise(
     trainable = [k for k in state.params if k in group_of]
     fixed = {k: v for k, v in state.params.items() if k not in group_of}
     for k in trainable:
-        state.m.setdefault(k, torch.zeros_like(state.params[k]))
-        state.v.setdefault(k, torch.zeros_like(state.params[k]))
+        state.params[k] = state.params[k].detach().requires_grad_(True)
         if track_updates:
             state.update_sums.setdefault(k, torch.zeros_like(state.params[k]))
-
-    def total_loss(p, st):
-        total, parts = loss_fn({**p, **fixed}, st)
-        return total, (total.detach(), {k: t.detach() for k, t in parts.items()})
-
-    g_fn = grad(total_loss, has_aux=True)
     total_steps = sum(st.steps for st in stages)
     t0 = time.perf_counter() - elapsed
     step = 0
@@ -96,24 +93,33 @@ def optimise(
                 step += 1
                 continue
             f = lr_factor(schedule, st, i, step)
-            grads, (total, parts) = g_fn({k: state.params[k] for k in trainable}, st)
+            p = {k: state.params[k] for k in trainable}
+            total, parts = loss_fn({**p, **fixed}, st)
+            grads = torch.autograd.grad(total, [p[k] for k in trainable], allow_unused=True)
             state.t += 1
-            bc1, bc2 = 1 - BETAS[0] ** state.t, 1 - BETAS[1] ** state.t
             with torch.no_grad():
-                for k in trainable:
-                    g, m, v = grads[k], state.m[k], state.v[k]
-                    m.mul_(BETAS[0]).add_(g, alpha=1 - BETAS[0])
+                for k, g in zip(trainable, grads):  # torch.optim.Adam's update, operation for operation (same rounding)
+                    if g is None:  # not used by this stage: no update, no step (as torch.optim skips grad None)
+                        continue
+                    if k not in state.m:
+                        state.m[k], state.v[k], state.steps[k] = torch.zeros_like(g), torch.zeros_like(g), 0
+                    m, v = state.m[k], state.v[k]
+                    state.steps[k] += 1
+                    bc1, bc2 = 1 - BETAS[0] ** state.steps[k], 1 - BETAS[1] ** state.steps[k]
+                    m.lerp_(g, 1 - BETAS[0])
                     v.mul_(BETAS[1]).addcmul_(g, g, value=1 - BETAS[1])
-                    u = (m / bc1) / (v.sqrt() / math.sqrt(bc2) + EPS)  # torch.optim.Adam's update
-                    state.params[k] = state.params[k] - lrs[group_of[k]] * f * u
+                    denom = (v.sqrt() / bc2**0.5).add_(EPS)
+                    state.params[k].addcdiv_(m, denom, value=-(lrs[group_of[k]] * f) / bc1)
                     if track_updates:
-                        state.update_sums[k] += f * u
-            rec = {"step": step, "stage": st.name, "scale": st.scales[-1], **{k: float(x) for k, x in parts.items()},
-                   "total": float(total), "time": time.perf_counter() - t0, "total_steps": total_steps}
+                        state.update_sums[k] += (f / bc1) * (m / denom)
+            rec = {"step": step, "stage": st.name, "scale": st.scales[-1], **{k: float(x.detach()) for k, x in parts.items()},
+                   "total": float(total.detach()), "time": time.perf_counter() - t0, "total_steps": total_steps}
             state.history.append(rec)
             if callback is not None:
                 callback(rec)
             step += 1
             if after_step is not None:
                 after_step(step, state)
+    for k in trainable:
+        state.params[k] = state.params[k].detach()
     return state
