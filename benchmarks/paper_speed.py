@@ -17,7 +17,7 @@ memory, the coordinate encoding of each scale computed once and reused):
 * ``1 thread``: ``torch.set_num_threads(1)`` instead of the default;
 * ``loop``: ``channels_last`` run by the per-image loop every run uses
   (:func:`cbid_meta.optim.loop.optimise`: explicit parameters,
-  ``torch.func.grad``, BatchNorm without running statistics) instead of
+  ``torch.func.functional_call``, BatchNorm without running statistics) instead of
   ``loss.backward()`` + ``torch.optim.Adam`` on the modules.
 
 The median over ``--iters`` timed iterations after two warm-up iterations.

@@ -24,7 +24,7 @@ Inner loop
 The test-time objective itself — :meth:`cbid_meta.optim.deblur.Problem.step_loss`
 over the recipe's progressive schedule shortened to ``inner_steps`` — run by
 the same per-image loop as ``cbid deblur`` (:func:`cbid_meta.optim.loop.optimise`:
-explicit parameters, :func:`torch.func.grad`, the update of :class:`torch.optim.Adam`).
+explicit parameters through :func:`torch.func.functional_call`, the update of :class:`torch.optim.Adam`).
 
 Outer updates
 -------------
