@@ -52,6 +52,7 @@ def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
     (d / "midbatch" / "good_deblurred.png").mkdir(parents=True)  # the first input's output cannot be written
     (d / "good2.png").write_bytes(good.read_bytes())
     np.save(d / "negative_kernel.npy", -np.ones((5, 5)))
+    np.save(d / "box_kernel.npy", np.ones((5, 5)))
     o = str(d / "out")
     g = str(good)
     return [
@@ -83,7 +84,7 @@ def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
         ("--kernel file missing", ["deblur", g, "--kernel", str(d / "no_kernel.npy"), "-o", o], {}, None),
         ("--kernel not a kernel", ["deblur", g, "--kernel", str(d / "text.png"), "-o", o], {}, None),
         ("--kernel with negative taps", ["deblur", g, "--kernel", str(d / "negative_kernel.npy"), "-o", o], {}, None),
-        ("--kernel with --steps", ["deblur", g, "--kernel", str(d / "negative_kernel.npy"), "--steps", "9", "-o", o], {}, None),
+        ("--kernel with --steps", ["deblur", g, "--kernel", str(d / "box_kernel.npy"), "--steps", "9", "-o", o], {}, None),
         ("unknown device name", ["deblur", g, "--device", "tpu", "-o", o], {}, None),
         ("bad CUDA index", ["deblur", g, "--device", "cuda:x", "-o", o], {}, None),
         ("no command", [], {}, None),
@@ -115,7 +116,7 @@ def main() -> None:
             rows.append((label, " ".join(argv[:1] + [a.replace(str(d), "…") for a in argv[1:]]), r.returncode, "Traceback" in r.stderr, ", ".join(new) or "none", msg.replace(str(d), "…")))
             print(f"{label}: rc={r.returncode} {msg}", flush=True)
         # file modes of a good run's outputs under umask 022
-        r = subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "sh", *cbid, "deblur", g, "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "modes")],
+        r = subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "sh", *cbid, "deblur", str(d / "good.png"), "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "modes")],
                            capture_output=True, text=True, timeout=600)
         modes = {p.name: oct(p.stat().st_mode & 0o777) for p in sorted((d / "modes").iterdir())} if r.returncode == 0 else {"run failed": r.stderr[-200:]}
     meta = provenance()

@@ -29,7 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Self-supervised blind image deblurring with cross-scale implicit neural representations.",
 )
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)  # ":x:" in a message is text, not an emoji
 
 
 def _version_callback(value: bool) -> None:

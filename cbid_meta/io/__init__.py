@@ -173,6 +173,9 @@ def _write_atomic(target: Path, writer) -> Path:
         writer(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
