@@ -45,7 +45,7 @@ class KernelINR(nn.Module):
     >>> g = KernelINR(KernelGeneratorConfig(), radius=8.0)
     >>> ax = torch.arange(-8., 9.)
     >>> k = g(ax, torch.ones(17, 17))
-    >>> k.shape, round(float(k.sum()), 5)
+    >>> k.shape, round(float(k.sum().detach()), 5)
     (torch.Size([1, 1, 17, 17]), 1.0)
     """
 
