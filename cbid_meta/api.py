@@ -164,7 +164,7 @@ def plan(
 ) -> Plan:
     """Resolve and check every setting of a run on ``image`` (an array from :func:`as_image`)."""
     from .config import load_recipe
-    from .io import load_kernel
+    from .io import as_kernel, load_kernel
     from .optim import Deblurrer, plan_stages
     from .optim.photo import auto_kernel_size, choose_region, luminance
     from .pipeline import progress_units
@@ -190,12 +190,7 @@ def plan(
     if kernel is not None:  # non-blind: restoration only
         if ks is not None or steps is not None or init is not None or mode is not None:
             raise InputError("--kernel restores with a known kernel: drop --kernel-size, --steps, --init and --mode")
-        k = kernel if isinstance(kernel, np.ndarray) else load_kernel(kernel)
-        if isinstance(kernel, np.ndarray):
-            k = np.asarray(k, dtype=np.float64)
-            if k.ndim != 2 or not np.isfinite(k).all() or (k < 0).any() or k.sum() <= 0:
-                raise InputError("kernel must be a 2-D, finite, non-negative array with a positive sum")
-            k = k / k.sum()
+        k = load_kernel(kernel) if isinstance(kernel, (str, Path)) else as_kernel(kernel)
         if min(h, w) < 2 * k.shape[0]:
             raise InputError(f"image {h}x{w} is too small for a {k.shape[0]}x{k.shape[1]} kernel (need at least {2 * k.shape[0]} px per side)")
         cfg.kernel_size = k.shape[0]

@@ -230,3 +230,17 @@ def test_published_recipe_writes_the_generator_image_on_a_whole_gray_image():
     res = run(img, p, lambda d, t, ph: calls.append(d))
     assert res.info["restoration"] == "inr" and calls[-1] == p.total
     np.testing.assert_array_equal(res.image, res.estimate.image)
+
+
+def test_api_kernel_arrays_are_checked_like_kernel_files(png):
+    from cbid_meta.io import as_kernel
+
+    k = as_kernel(np.ones((4, 6)))
+    assert k.shape == (7, 7) and abs(k.sum() - 1) < 1e-12 and k[0].sum() == 0  # centred in odd square padding
+    for bad, msg in ((np.array(["a", "b"]), "numbers"), (np.full((3, 3), np.nan), "NaN"), (-np.ones((3, 3)), "negative"), (np.zeros((3, 3)), "all zero")):
+        with pytest.raises(InputError, match=msg):
+            as_kernel(bad)
+    with pytest.raises(InputError, match="negative"):
+        cbid_meta.deblur(png, kernel=-np.ones((3, 3)))
+    res = cbid_meta.deblur(png, kernel=np.ones((3, 3)))
+    np.testing.assert_allclose(res.kernel, np.full((3, 3), 1 / 9))

@@ -11,7 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 
-__all__ = ["load_image", "image_info", "save_image", "save_kernel", "save_kernel_npy", "load_kernel", "save_json", "write_table", "read_table_header", "atomic_path", "MAX_PIXELS", "max_pixels"]
+__all__ = ["load_image", "image_info", "save_image", "save_kernel", "save_kernel_npy", "load_kernel", "as_kernel", "save_json", "write_table", "read_table_header", "atomic_path", "MAX_PIXELS", "max_pixels"]
 
 MAX_PIXELS = 50_000_000  # refuse absurd dimensions before decoding (decompression bombs)
 
@@ -255,21 +255,29 @@ def load_kernel(path: str | Path) -> np.ndarray:
             k = np.load(p, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise InputError(f"{p}: not a kernel (.npy array expected: {exc})") from None
-        k = np.asarray(k, dtype=np.float64)
     else:
         k = load_image(p, gray=True)
-    k = np.squeeze(k)
+    return as_kernel(k, str(p))
+
+
+def as_kernel(k, name: str = "kernel") -> np.ndarray:
+    """A 2-D array as a blur kernel: non-negative, odd and square (centred in zero padding),
+    sum 1; :class:`InputError` for NaN/Inf, negative taps, all zero, not 2-D, over 255 px."""
+    try:
+        k = np.squeeze(np.asarray(k, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: not a kernel (numbers expected)") from None
     if k.ndim != 2:
-        raise InputError(f"{p}: not a kernel (a 2-D array expected, got shape {k.shape})")
+        raise InputError(f"{name}: not a kernel (a 2-D array expected, got shape {k.shape})")
     if not np.isfinite(k).all():
-        raise InputError(f"{p}: kernel contains NaN or Inf values")
+        raise InputError(f"{name}: kernel contains NaN or Inf values")
     if (k < -1e-6 * max(np.abs(k).max(), 1e-300)).any():
-        raise InputError(f"{p}: kernel has negative taps")
+        raise InputError(f"{name}: kernel has negative taps")
     k = np.clip(k, 0, None)
     if k.sum() <= 0:
-        raise InputError(f"{p}: kernel is all zero")
+        raise InputError(f"{name}: kernel is all zero")
     if max(k.shape) > 255:
-        raise InputError(f"{p}: kernel of {k.shape[0]}x{k.shape[1]} taps is larger than 255 px")
+        raise InputError(f"{name}: kernel of {k.shape[0]}x{k.shape[1]} taps is larger than 255 px")
     n = max(k.shape) + (1 - max(k.shape) % 2)
     out = np.zeros((n, n))
     t, l = (n - k.shape[0]) // 2, (n - k.shape[1]) // 2
