@@ -14,7 +14,7 @@ Examples
 --------
 >>> net = SirenKernel(hidden=16)
 >>> k = net.render(9)
->>> k.shape, round(float(k.sum()), 5), bool((k >= 0).all())
+>>> k.shape, round(float(k.sum().detach()), 5), bool((k >= 0).all())
 (torch.Size([1, 1, 9, 9]), 1.0, True)
 """
 from __future__ import annotations
