@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["deblur", "plan", "Plan", "as_image", "parse_device", "MODES"]
+__all__ = ["deblur", "plan", "run", "Plan", "as_image", "check_options", "parse_device", "parse_kernel_size", "resolve_init", "MODES"]
 
 MODES = ("meta", "scratch")
 
@@ -78,21 +78,8 @@ def as_image(image) -> np.ndarray:
     return arr
 
 
-def _noise(noise) -> float | str | None:
-    if noise is None or noise == "none":
-        return None
-    if noise == "auto":
-        return "auto"
-    try:
-        v = float(noise)
-    except (TypeError, ValueError):
-        raise InputError(f"--noise must be a number (sigma in [0, 0.5)), 'auto' or 'none', got '{noise}'") from None
-    if not 0 <= v < 0.5:
-        raise InputError(f"--noise must be in [0, 0.5), got {noise}")
-    return v
-
-
-def _kernel_size(kernel_size) -> int | str | None:
+def parse_kernel_size(kernel_size) -> int | str | None:
+    """``--kernel-size``: an integer ≥ 3, ``"auto"``, or None (the recipe's)."""
     if kernel_size is None or kernel_size == "auto":
         return kernel_size
     try:
@@ -104,6 +91,25 @@ def _kernel_size(kernel_size) -> int | str | None:
     if n < 3:
         raise InputError(f"--kernel-size must be at least 3, got {n}")
     return n
+
+
+def check_options(*, recipe="fast", kernel_size=None, steps=None, noise="auto", kernel=None, init=None, mode=None) -> dict:
+    """The settings that need no image, checked and normalised (one error line each): the recipe
+    exists, ``kernel_size`` / ``steps`` / ``noise`` are valid, a known ``kernel`` is read and checked
+    and excludes the estimation's settings.  Returns ``config`` (the recipe), ``kernel_size``,
+    ``noise`` and ``kernel``."""
+    from .config import load_recipe
+    from .io import as_kernel, load_kernel
+    from .optim.photo import parse_noise
+
+    out = {"config": load_recipe(recipe), "kernel_size": parse_kernel_size(kernel_size), "noise": parse_noise(noise), "kernel": None}
+    if steps is not None and steps < 3:
+        raise InputError(f"--steps must be at least 3, got {steps}")
+    if kernel is not None:
+        out["kernel"] = load_kernel(kernel) if isinstance(kernel, (str, Path)) else as_kernel(kernel)
+        if kernel_size is not None or steps is not None or init is not None or mode is not None:
+            raise InputError("--kernel restores with a known kernel: drop --kernel-size, --steps, --init and --mode")
+    return out
 
 
 def resolve_init(recipe: str, init=None, mode: str | None = None):
@@ -163,34 +169,21 @@ def plan(
     estimate_side: int = 384,
 ) -> Plan:
     """Resolve and check every setting of a run on ``image`` (an array from :func:`as_image`)."""
-    from .config import load_recipe
-    from .io import as_kernel, load_kernel
     from .optim import Deblurrer, plan_stages
-    from .optim.photo import auto_kernel_size, choose_region, luminance
+    from .optim.photo import auto_kernel_size, check_region, choose_region, luminance
     from .pipeline import progress_units
 
+    opts = check_options(recipe=recipe, kernel_size=kernel_size, steps=steps, noise=noise, kernel=kernel, init=init, mode=mode)
+    ks, sigma, k = opts["kernel_size"], opts["noise"], opts["kernel"]
     dev = parse_device(device)
-    cfg = load_recipe(recipe)
+    cfg = opts["config"]
     cfg.seed = int(seed)
-    sigma = _noise(noise)
-    ks = _kernel_size(kernel_size)
-    if steps is not None and steps < 3:
-        raise InputError(f"--steps must be at least 3, got {steps}")
     lum = luminance(image)
     h, w = lum.shape
     channels = 1 if image.ndim == 2 else image.shape[2]
     notes: list[str] = []
-    if region is not None:
-        t, l, rh, rw = (int(v) for v in region)
-        if t < 0 or l < 0 or rh < 1 or rw < 1 or t + rh > h or l + rw > w:
-            raise InputError(f"--region {t},{l},{rh},{rw} is not inside the {h}x{w} image (top,left,height,width)")
-        region = (t, l, rh, rw)
-    else:
-        region = choose_region(lum, estimate_side)
-    if kernel is not None:  # non-blind: restoration only
-        if ks is not None or steps is not None or init is not None or mode is not None:
-            raise InputError("--kernel restores with a known kernel: drop --kernel-size, --steps, --init and --mode")
-        k = load_kernel(kernel) if isinstance(kernel, (str, Path)) else as_kernel(kernel)
+    region = check_region(region, h, w) if region is not None else choose_region(lum, estimate_side)
+    if k is not None:  # non-blind: restoration only
         if min(h, w) < 2 * k.shape[0]:
             raise InputError(f"image {h}x{w} is too small for a {k.shape[0]}x{k.shape[1]} kernel (need at least {2 * k.shape[0]} px per side)")
         cfg.kernel_size = k.shape[0]
@@ -239,24 +232,10 @@ def run(image: np.ndarray, p: Plan, progress: Callable[[int, int, str], None] | 
     )
 
 
-def deblur(
-    image,
-    *,
-    recipe: str = "fast",
-    kernel_size: int | str | None = None,
-    steps: int | None = None,
-    mode: str | None = None,
-    init=None,
-    region: tuple[int, int, int, int] | None = None,
-    noise: float | str | None = "auto",
-    seed: int = 0,
-    device: str = "cpu",
-    kernel=None,
-    progress: Callable[[int, int, str], None] | None = None,
-):
+def deblur(image, *, progress: Callable[[int, int, str], None] | None = None, **settings):
     """Deblur one image, exactly as ``cbid deblur`` does.
 
-    Parameters
+    Parameters (``settings`` are the keywords of :func:`plan`)
     ----------
     image : path, (H, W) or (H, W, 3) array in [0, 1], or torch tensor (channels first).
     recipe : a recipe name (``fast``: the default, ``paper``: the published method) or TOML path.
@@ -268,6 +247,7 @@ def deblur(
     region : (top, left, height, width) of the crop the kernel is estimated on (default: chosen).
     noise : σ of the noise, ``"auto"`` (estimated) or None / ``"none"`` (the recipe's weight as is).
     kernel : a known kernel (array or ``.npy`` / image path): non-blind restoration only.
+    seed, device : seed of the generators' initialisation; ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
     progress : ``progress(done, total, phase)``, called as the run goes.
 
     Returns
@@ -275,8 +255,7 @@ def deblur(
     :class:`~cbid_meta.optim.photo.PhotoResult`: ``image``, ``kernel`` (sums to 1), ``info``, ``seconds``.
     """
     img = as_image(image)
-    p = plan(img, recipe=recipe, kernel_size=kernel_size, steps=steps, mode=mode, init=init, region=region,
-             noise=noise, seed=seed, device=device, kernel=kernel)
+    p = plan(img, **settings)
     res = run(img, p, progress)
     res.info.setdefault("notes", []).extend(p.notes)
     res.info["mode"] = p.mode

@@ -76,13 +76,6 @@ class Mode(str, Enum):
     scratch = "scratch"
 
 
-def _resolve_init(init: Optional[Path], mode: Optional["Mode"], recipe: str = "fast"):
-    """The initialiser to use (default: the one packaged for ``recipe``), or None for the from-scratch mode."""
-    from ..api import resolve_init
-
-    return resolve_init(recipe, init, mode.value if mode is not None else None)
-
-
 def _versions() -> dict:
     import datetime as dt
 
@@ -195,22 +188,15 @@ def deblur(
     opts = {"recipe": recipe, "kernel_size": kernel_size, "steps": steps, "seed": seed, "device": _check_device(device),
             "mode": mode.value if mode is not None else None, "init": init, "region": _parse_region(region), "noise": noise,
             "kernel": kernel}
-    from ..api import _kernel_size, _noise
-    from ..config import load_recipe
+    from ..api import check_options
 
-    load_recipe(recipe)  # option errors before any file is read
-    _noise(noise)
-    _kernel_size(kernel_size)
-    if steps is not None and steps < 3:
-        raise InputError(f"--steps must be at least 3, got {steps}")
-    if kernel is not None:
-        from ..io import load_kernel
+    # option errors before any file is read; a known kernel is read once for the batch
+    opts["kernel"] = check_options(recipe=recipe, kernel_size=kernel_size, steps=steps, noise=noise, kernel=kernel,
+                                   init=init, mode=opts["mode"])["kernel"]
+    if kernel is None:
+        from ..api import resolve_init
 
-        opts["kernel"] = load_kernel(kernel)
-        if any(opts[k] is not None for k in ("kernel_size", "steps", "init", "mode")):
-            raise InputError("--kernel restores with a known kernel: drop --kernel-size, --steps, --init and --mode")
-    else:
-        opts["init"] = _resolve_init(init, mode, recipe)
+        opts["init"] = resolve_init(recipe, init, opts["mode"])
     failures = 0
     with _progress() as progress:
         for path in inputs:
@@ -301,9 +287,9 @@ def bench(
     dev = _check_device(device)
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
-    from ..api import _kernel_size
+    from ..api import parse_kernel_size
 
-    kernel_size = _kernel_size(kernel_size)
+    kernel_size = parse_kernel_size(kernel_size)
     if not 0 <= synthetic_noise < 0.5:
         raise InputError(f"--synthetic-noise must be in [0, 0.5), got {synthetic_noise}")
     if max_kernel < 5:
@@ -447,9 +433,9 @@ def compare(
     meta_init = MetaInit.load(init) if init is not None else load_default_init(recipe)
     if meta_init is None:
         raise InputError("no initialiser: give --init PATH (cbid meta-train makes one)")
-    from ..api import _kernel_size
+    from ..api import parse_kernel_size
 
-    kernel_size = _kernel_size(kernel_size)
+    kernel_size = parse_kernel_size(kernel_size)
     items = load_items(dataset, data, limit, kernel_size)
     margin = meta_init.kernel_margin if kernel_margin is None else kernel_margin
     meta = _provenance("cbid " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
@@ -477,7 +463,6 @@ def compare(
 
 
 def _provenance(command: str) -> dict:
-    import datetime as dt
     import os
     import subprocess
 
@@ -490,13 +475,14 @@ def _provenance(command: str) -> dict:
         rev = (rev + ("+dirty" if dirty else "")) or "unknown"
     except (OSError, subprocess.SubprocessError):
         rev = "unknown"
+    v = _versions()
     return {
         "command": command,
         "git_revision": rev,
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "date": v["date"],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        "torch": v["torch"],
+        "python": v["python"],
     }
 
 

@@ -20,13 +20,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import DeblurConfig
+from ..config import DeblurConfig, RestorationConfig
 from ..errors import InputError
 from ..generators import ImageINR, KernelINR, Pyramid, auto_coarsest_scale, create_generator
 from ..losses import cross_scale_loss, fit_loss, metric, prior
-from ..pipeline import check_components, finish
-from ..pipeline.nonblind import deconvolve
-from .loop import LoopState, optimise
+from ..pipeline import check_components, finish, restore
+from .loop import LoopState, explicit_params, optimise, sub_params
 
 __all__ = ["Deblurrer", "DeblurResult", "Problem", "Stage", "GROUPS", "plan_stages"]
 
@@ -86,17 +85,6 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
     return [st for st in stages if st.steps > 0]
 
 
-def _nonblind(y_t: torch.Tensor, kernel: np.ndarray, lam: float, on_phase=None) -> np.ndarray:
-    """Hyper-Laplacian deconvolution of every channel of ``y_t`` (1, C, H, W) → (H, W, C)."""
-    y = y_t[0].detach().cpu().double().numpy()
-    out = []
-    for ch in y:
-        out.append(deconvolve(ch, kernel, lam=lam))
-        if on_phase is not None:
-            on_phase("restore")
-    return np.stack(out, axis=-1)
-
-
 def _as_tensor(y) -> torch.Tensor:
     """(H, W) or (H, W, C) array in [0, 1] → (1, C, H, W) float32 tensor."""
     arr = np.asarray(y, dtype=np.float32)
@@ -150,19 +138,14 @@ class Problem:
 
     def initial_params(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """The modules' parameters as an explicit dict (detached copies) and the group of each."""
-        params, group_of = {}, {}
-        for g, named in self.param_groups().items():
-            for k, v in named.items():
-                params[k], group_of[k] = v.detach().clone(), g
-        return params, group_of
+        return explicit_params(self.param_groups())
 
     def functional_render(self, params: dict[str, torch.Tensor]):
         """``render(s)`` with the generators evaluated at ``params`` (``torch.func.functional_call``;
         buffers missing from ``params`` come from the modules)."""
         from torch.func import functional_call
 
-        img_p = {k[len("image.") :]: v for k, v in params.items() if k.startswith("image.")}
-        ker_p = {k[len("kernel.") :]: v for k, v in params.items() if k.startswith("kernel.")}
+        img_p, ker_p = sub_params(params, "image"), sub_params(params, "kernel")
 
         def ig(*a, **kw):
             return functional_call(self.img_gen, img_p, a, kw)
@@ -292,9 +275,10 @@ class Deblurrer:
                 raise InputError("no meta-learned initialiser exists for the published generators yet: use --mode scratch")
             self.check_input(y_t)
             res = PublishedRun(cfg, self.device).run(y_t, self.coarsest_scale(*y_t.shape[-2:]), callback=callback, **published)
-            res.restored = _nonblind(y_t, res.kernel, cfg.restoration.lam, on_phase).astype(np.float32)
-            if res.restored.shape[-1] == 1:
-                res.restored = res.restored[:, :, 0]
+            # the ∆ protocol: hyper-Laplacian deconvolution of y with the estimated kernel
+            y_np = y_t[0].permute(1, 2, 0).detach().cpu().double().numpy()
+            delta = RestorationConfig(method="hyper_laplacian", lam=cfg.restoration.lam)
+            res.restored = restore(y_np[:, :, 0] if y_np.shape[-1] == 1 else y_np, res.kernel, delta, on_phase=on_phase).astype(np.float32)
             return res
         if published:
             raise InputError(f"{', '.join(published)}: only for pyramid = 'decimate'")

@@ -23,9 +23,24 @@ from typing import Callable
 
 import torch
 
-__all__ = ["BETAS", "EPS", "lr_factor", "LoopState", "optimise"]
+__all__ = ["BETAS", "EPS", "lr_factor", "LoopState", "optimise", "explicit_params", "sub_params"]
 
 BETAS, EPS = (0.9, 0.999), 1e-8
+
+
+def explicit_params(groups: dict[str, dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``{group: {name: parameter}}`` → detached copies ``{name: tensor}`` and ``{name: group}``."""
+    params, group_of = {}, {}
+    for g, named in groups.items():
+        for k, v in named.items():
+            params[k], group_of[k] = v.detach().clone(), g
+    return params, group_of
+
+
+def sub_params(params: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries named ``prefix.*``, without the prefix (for :func:`torch.func.functional_call`)."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in params.items() if k.startswith(prefix + ".")}
 
 
 def lr_factor(schedule, stage, i: int, step: int) -> float:

@@ -28,12 +28,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import RestorationConfig
 from ..errors import InputError
 from ..pipeline.l0_map import L0Config, l0_kernel
-from ..config import RestorationConfig
 from ..pipeline.restoration import restore
 
-__all__ = ["luminance", "choose_region", "estimate_noise", "auto_kernel_size", "PhotoResult", "deblur_photo"]
+__all__ = ["luminance", "choose_region", "check_region", "parse_noise", "estimate_noise", "auto_kernel_size", "PhotoResult", "deblur_photo"]
+
+
+def parse_noise(noise) -> float | str | None:
+    """``--noise``: σ in [0, 0.5), ``"auto"`` (estimated), or None / ``"none"`` (the recipe's weight as is)."""
+    if noise is None or noise == "none":
+        return None
+    if noise == "auto":
+        return "auto"
+    try:
+        v = float(noise)
+    except (TypeError, ValueError):
+        raise InputError(f"--noise must be a number (sigma in [0, 0.5)), 'auto' or 'none', got '{noise}'") from None
+    if not 0 <= v < 0.5:
+        raise InputError(f"--noise must be in [0, 0.5), got {noise}")
+    return v
+
+
+def check_region(region, h: int, w: int) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` as integers, inside an ``h × w`` image."""
+    t, l, rh, rw = (int(v) for v in region)
+    if t < 0 or l < 0 or rh < 1 or rw < 1 or t + rh > h or l + rw > w:
+        raise InputError(f"--region {t},{l},{rh},{rw} is not inside the {h}x{w} image (top,left,height,width)")
+    return t, l, rh, rw
 
 
 def luminance(img: np.ndarray) -> np.ndarray:
@@ -87,7 +110,6 @@ def auto_kernel_size(lum: np.ndarray, max_size: int = 61) -> int:
     in ``docs/photos.md``): give the size when you know it."""
     from scipy import ndimage
     from skimage.transform import rescale
-
 
     t, l, h, w = choose_region(lum, 512)
     crop = lum[t : t + h, l : l + w]
@@ -148,21 +170,12 @@ def deblur_photo(
         config.kernel_size = auto_kernel_size(lum)
         info["kernel_size_auto"] = config.kernel_size
     h, w = lum.shape
-    if region is not None:
-        t, l, rh, rw = region
-        if t < 0 or l < 0 or rh < 1 or rw < 1 or t + rh > h or l + rw > w:
-            raise InputError(f"--region {t},{l},{rh},{rw} is not inside the {h}x{w} image (top,left,height,width)")
-    else:
-        t, l, rh, rw = choose_region(lum, estimate_side)
+    t, l, rh, rw = check_region(region, h, w) if region is not None else choose_region(lum, estimate_side)
     info["region"] = [int(t), int(l), int(rh), int(rw)]
-    sigma = None
-    if noise == "auto":
+    sigma = parse_noise(noise)
+    if sigma == "auto":
         sigma = estimate_noise(lum)
         info["noise_estimate"] = sigma
-    elif noise is not None:
-        sigma = float(noise)
-        if not 0 <= sigma < 0.5:
-            raise InputError(f"--noise must be in [0, 0.5), got {sigma}")
     lam = config.restoration.lam
     if sigma is not None and sigma > 0.005:
         # the recipe's weight is tuned for σ ≈ 0.005 (8-bit quantisation + mild noise);

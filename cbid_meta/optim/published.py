@@ -39,7 +39,7 @@ from ..generators import create_generator, generator_class
 from ..losses import metric
 from ..physics import conv_valid, cross_scale_prediction, decimate
 from .deblur import DeblurResult, Stage, plan_stages
-from .loop import LoopState, optimise
+from .loop import LoopState, explicit_params, optimise, sub_params
 
 CHECKPOINT_FORMAT = 2  # the per-image loop's state (parameters, Adam moments, step, history)
 
@@ -109,19 +109,15 @@ class DecimatedProblem:
 
     def initial_params(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """Both generators' parameters as an explicit dict (detached copies), grouped image / kernel."""
-        params, group_of = {}, {}
-        for prefix, mod in (("image", self.img_gen), ("kernel", self.ker_gen)):
-            for k, v in mod.named_parameters():
-                params[f"{prefix}.{k}"], group_of[f"{prefix}.{k}"] = v.detach().clone(), prefix
-        return params, group_of
+        return explicit_params({prefix: {f"{prefix}.{k}": v for k, v in mod.named_parameters()}
+                                for prefix, mod in (("image", self.img_gen), ("kernel", self.ker_gen))})
 
     def functional_render(self, params: dict[str, torch.Tensor]):
         """``render(s) -> (x_s, k_s)``: latent image (1, C, H_s + K_s - 1, …) and kernel
         (1, 1, K_s, K_s) with the generators evaluated at ``params``."""
         from torch.func import functional_call
 
-        img_p = {k[len("image.") :]: v for k, v in params.items() if k.startswith("image.")}
-        ker_p = {k[len("kernel.") :]: v for k, v in params.items() if k.startswith("kernel.")}
+        img_p, ker_p = sub_params(params, "image"), sub_params(params, "kernel")
 
         def render(s: int):
             size = self.ksize[s]
@@ -220,7 +216,7 @@ class PublishedRun:
         start = state.t
         t0 = time.perf_counter() - elapsed
 
-        def save(step: int, st: LoopState) -> None:
+        def save(st: LoopState) -> None:
             tmp = ckpt.with_name(ckpt.name + ".tmp")
             torch.save({"format": CHECKPOINT_FORMAT, "fingerprint": fp, "elapsed": time.perf_counter() - t0, "loop": st.state_dict()}, tmp)
             os.replace(tmp, ckpt)
@@ -229,7 +225,7 @@ class PublishedRun:
             if monitor is not None and step % monitor_every == 0:
                 monitor(step, *prob.snapshot(st.params))
             if ckpt is not None and (step % checkpoint_every == 0 or step == total_steps):
-                save(step, st)
+                save(st)
 
         state = optimise(lambda p, st: prob.step_loss(st, prob.functional_render(p)), state, group_of, lrs, stages, sch,
                          callback=callback, after_step=after_step, elapsed=elapsed)

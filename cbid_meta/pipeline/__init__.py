@@ -16,17 +16,16 @@ from typing import Callable
 
 import numpy as np
 
-from .estimation import ESTIMATORS, candidates, n_candidates
+from ..errors import InputError
+from .estimation import ESTIMATORS, candidates, n_runs
 from .restoration import RESTORERS, restore
 from .selection import SELECTORS, select
 
-__all__ = ["ESTIMATORS", "SELECTORS", "RESTORERS", "candidates", "n_candidates", "select", "restore", "finish", "progress_units", "check_components"]
+__all__ = ["ESTIMATORS", "SELECTORS", "RESTORERS", "candidates", "n_runs", "select", "restore", "finish", "progress_units", "check_components"]
 
 
 def check_components(config) -> None:
     """Every component the config names exists (one error line before any work otherwise)."""
-    from ..errors import InputError
-
     unknown = [e for e in config.estimation.estimators if e != "inr" and e not in ESTIMATORS]
     if unknown or not config.estimation.estimators:
         raise InputError(f"unknown kernel estimator(s) {', '.join(unknown) or '(none given)'} (available: inr, {', '.join(ESTIMATORS)})")
@@ -39,8 +38,7 @@ def check_components(config) -> None:
 def progress_units(config, channels: int = 1) -> int:
     """Units of work :func:`finish` reports through ``on_phase`` (L0 candidates, restored channels)."""
     size = config.kernel_size + (1 - config.kernel_size % 2)
-    n = n_candidates(config.estimation, size) - (1 if "inr" in config.estimation.estimators else 0)
-    return n + (channels if config.restoration.method != "inr" else 0)
+    return n_runs(config.estimation, size) + (channels if config.restoration.method != "inr" else 0)
 
 
 def finish(y: np.ndarray, inr_image: np.ndarray, inr_kernel: np.ndarray, config, on_phase: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -48,22 +46,14 @@ def finish(y: np.ndarray, inr_image: np.ndarray, inr_kernel: np.ndarray, config,
     ``inr_image`` (H, W, C) and ``inr_kernel``.  Returns ``(image, kernel, info)``."""
     t0 = time.perf_counter()
     gray = y.mean(axis=2) if y.ndim == 3 else y
-    est = config.estimation
-    if list(est.estimators) == ["inr"]:
-        cands, choice = {"inr": inr_kernel}, None
-        name = "inr"
-    else:
-        quiet = None if on_phase is None else (lambda phase: on_phase(phase) if phase != "estimate" else None)
-        cands = candidates(gray, inr_kernel, est, quiet)
-        name, choice = select(gray, cands, config.selection, config.restoration.lam)
+    cands = candidates(gray, inr_kernel, config.estimation, on_phase)
+    name, choice = select(gray, cands, config.selection, config.restoration.lam)
     kernel = cands[name]
     t1 = time.perf_counter()
     if config.restoration.method == "inr":
         image = inr_image
     else:
         image = restore(y, kernel, config.restoration, on_phase=on_phase)
-        if image.ndim == 2:
-            image = image[:, :, None]
     info = {"candidates": list(cands), "chosen": name, "selection": choice, "estimate_seconds": t1 - t0,
             "restore_seconds": time.perf_counter() - t1, "restoration": config.restoration.method}
     return image.astype(np.float32), kernel, info

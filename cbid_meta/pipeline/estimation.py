@@ -15,10 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import InputError
 from .l0_map import L0Config, l0_kernel, refine_kernel
 
-__all__ = ["ESTIMATORS", "candidates", "n_candidates"]
+__all__ = ["ESTIMATORS", "candidates", "n_runs"]
 
 
 def _polish(gray, inr_kernel, config, l0cfg):
@@ -38,17 +37,15 @@ def _prunes(config, size: int) -> list[float]:
     return [base, config.alt_prune] if config.alt_prune > 0 and size >= config.alt_min_size else [base]
 
 
-def n_candidates(config, size: int) -> int:
-    """How many candidates :func:`candidates` makes for an odd support of ``size`` px."""
-    n_l0 = sum(1 for e in config.estimators if e != "inr")
-    return n_l0 * len(_prunes(config, size)) + (1 if "inr" in config.estimators else 0)
+def n_runs(config, size: int) -> int:
+    """How many estimator runs (candidates other than ``inr``) :func:`candidates` makes for an
+    odd support of ``size`` px: one ``on_phase`` call each."""
+    return sum(1 for e in config.estimators if e != "inr") * len(_prunes(config, size))
 
 
 def candidates(gray: np.ndarray, inr_kernel: np.ndarray, config, on_phase: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
-    """Every named estimator's kernel for the gray image ``gray``, in the order of ``config.estimators``."""
-    unknown = [e for e in config.estimators if e != "inr" and e not in ESTIMATORS]
-    if unknown or not config.estimators:
-        raise InputError(f"unknown kernel estimator(s) {', '.join(unknown) or '(none given)'} (available: inr, {', '.join(ESTIMATORS)})")
+    """Every named estimator's kernel for the gray image ``gray``, in the order of ``config.estimators``
+    (the names are checked before a run by :func:`cbid_meta.pipeline.check_components`)."""
     size = inr_kernel.shape[0]
     out: dict[str, np.ndarray] = {}
     base = L0Config().prune
@@ -59,8 +56,6 @@ def candidates(gray: np.ndarray, inr_kernel: np.ndarray, config, on_phase: Calla
             if name == "inr":
                 if not tag:
                     out["inr"] = inr_kernel
-                    if on_phase is not None:
-                        on_phase("estimate")
                 continue
             out[name + tag] = ESTIMATORS[name](gray, inr_kernel, config, l0cfg)
             if on_phase is not None:

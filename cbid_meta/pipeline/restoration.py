@@ -14,7 +14,6 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import InputError
 from .nonblind import deconvolve, simple_wiener
 
 __all__ = ["RESTORERS", "restore_channel", "restore", "deconvolve_tiled"]
@@ -41,9 +40,7 @@ def deconvolve_tiled(y: np.ndarray, k: np.ndarray, lam: float = 5000.0, tile: in
     h, w = y.shape
 
     def solve(a):
-        if method == "wiener":
-            return simple_wiener(a, k, nsr=max(1.0 / lam, 1e-4) * 10)
-        return deconvolve(a, k, lam=lam)
+        return (_wiener if method == "wiener" else _hyper_laplacian)(a, k, lam, None)
 
     if max(h, w) <= tile + 64:
         return solve(y)
@@ -83,9 +80,8 @@ RESTORERS: dict[str, Callable] = {"hyper_laplacian": _hyper_laplacian, "wiener":
 
 
 def restore_channel(y: np.ndarray, k: np.ndarray, config, lam: float | None = None) -> np.ndarray:
-    """One channel restored by ``config.method`` (any name of :data:`RESTORERS`)."""
-    if config.method not in RESTORERS:
-        raise InputError(f"unknown restorer '{config.method}' (available: inr, {', '.join(RESTORERS)})")
+    """One channel restored by ``config.method`` (any name of :data:`RESTORERS`; the names are
+    checked before a run by :func:`cbid_meta.pipeline.check_components`)."""
     return RESTORERS[config.method](np.asarray(y, dtype=np.float64), k, config.lam if lam is None else lam, config)
 
 

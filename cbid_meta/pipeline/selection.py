@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
 from .nonblind import deconvolve
 
 __all__ = ["gradient_sparsity", "is_path_like", "select_kernel", "SELECTORS", "select"]
@@ -69,6 +68,4 @@ def select(gray: np.ndarray, candidates: dict[str, np.ndarray], config, lam: flo
     """The name of the chosen candidate and what the selector saw (None with one candidate)."""
     if len(candidates) == 1:
         return next(iter(candidates)), None
-    if config.method not in SELECTORS:
-        raise InputError(f"unknown selector '{config.method}' (available: {', '.join(SELECTORS)})")
     return SELECTORS[config.method](gray, candidates, config, lam)
