@@ -47,12 +47,11 @@ def _tag(name: str, width: int, steps: int | None) -> str:
 
 def run_image(item, a, work: Path, prov: dict) -> dict:
     """Run (or resume) one image; returns its row."""
-    import torch
-
     from cbid_meta.config import load_recipe
     from cbid_meta.evaluation import deconvolve, error_ratio, kernel_similarity, levin_scores
     from cbid_meta.evaluation.bench import peak_meter
     from cbid_meta.optim import Deblurrer
+    from cbid_meta.optim.published import checkpoint_step
 
     tag = _tag(item.name, a.width, a.steps)
     cfg = load_recipe(a.recipe)
@@ -70,7 +69,7 @@ def run_image(item, a, work: Path, prov: dict) -> dict:
     curve_path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = work / "ckpt" / f"{tag}.pt"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    start = torch.load(ckpt, weights_only=False)["step"] if ckpt.exists() else 0
+    start = checkpoint_step(ckpt)
     curve = pd.read_csv(curve_path) if curve_path.exists() else pd.DataFrame()
     curve = curve[curve["iteration"] <= start] if not curve.empty else curve  # rows past the checkpoint are redone
     rows = curve.to_dict("records")

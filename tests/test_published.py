@@ -9,7 +9,7 @@ from cbid_meta.errors import InputError
 from cbid_meta.generators import FourierUNet, SirenKernel, available_generators, centre_kernel, create_generator, fourier_encoding
 from cbid_meta.losses import dft_l1, metric, ssim
 from cbid_meta.optim import Deblurrer, plan_stages
-from cbid_meta.optim.published import published_coarsest_scale, scale_kernel_sizes
+from cbid_meta.optim.published import checkpoint_step, published_coarsest_scale, scale_kernel_sizes
 from cbid_meta.physics import conv_valid, cross_scale_prediction, decimate
 
 
@@ -156,6 +156,7 @@ def test_checkpoint_resume_gives_the_same_run(tmp_path):
 
     with pytest.raises(Stop):
         Deblurrer(cfg).run(y, callback=stop_at_10, checkpoint=ck, checkpoint_every=5)
+    assert checkpoint_step(ck) == 5 and checkpoint_step(tmp_path / "none.pt") == 0
     resumed = Deblurrer(cfg).run(y, checkpoint=ck, checkpoint_every=5)
     assert resumed.info["resumed_from"] == 5 and resumed.info["steps"] == full.info["steps"]
     np.testing.assert_allclose(resumed.kernel, full.kernel, atol=1e-5)

@@ -43,7 +43,16 @@ from .loop import LoopState, explicit_params, optimise, sub_params
 
 CHECKPOINT_FORMAT = 2  # the per-image loop's state (parameters, Adam moments, step, history)
 
-__all__ = ["check_generators", "published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem", "PublishedRun"]
+__all__ = ["checkpoint_step", "check_generators", "published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem", "PublishedRun"]
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The iteration a :class:`PublishedRun` checkpoint resumes from (0: no checkpoint, or an older format)."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    return int(saved["loop"]["t"]) if saved.get("format") == CHECKPOINT_FORMAT else 0
 
 
 def scale_kernel_sizes(kernel_size: int, depth: int) -> list[int]:
