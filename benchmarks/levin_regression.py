@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     ap.add_argument("--after", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--tolerance", type=float, default=0.05)
+    ap.add_argument("--title", default="Default recipe before and after a change (Levin subset)")
+    ap.add_argument("--note", default="", help="a sentence on what changed between the two runs")
     a = ap.parse_args(argv)
     b = pd.read_csv(a.before, comment="#")
     f = pd.read_csv(a.after, comment="#")
@@ -41,13 +43,13 @@ def main(argv=None) -> int:
     cols += ["refine_choice_before", "refine_choice_after", "seconds_before", "seconds_after"]
     worst = float(m["psnr_diff"].abs().max())
     ok = worst <= a.tolerance and len(m) == len(b) == len(f)
-    lines = ["# Default recipe before and after the restructuring (Levin subset)", "", *[f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in provenance().items()], ""]
+    lines = [f"# {a.title}", "", *[f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in provenance().items()], ""]
     for name, path in (("before", a.before), ("after", a.after)):
         h = read_table_header(path)
         lines.append(f"- {name}: `{path}` — `{h.get('command', '?')}` at {h.get('git_revision', '?')}, {h.get('date', '?')}")
     lines += ["", f"Images: {len(m)}; mean PSNR before {m.psnr_before.mean():.3f} dB, after {m.psnr_after.mean():.3f} dB; "
               f"largest |PSNR change| {worst:.3f} dB (tolerance {a.tolerance} dB): **{'same' if ok else 'DIFFERENT'}**.", "",
-              "Candidate names changed with the restructuring (inr → polish, bound → l0_map); seconds are wall time of each run.", "",
+              " ".join(filter(None, [a.note, "Seconds are wall time of each run."])), "",
               m[cols].to_markdown(index=False, floatfmt=".3f"), ""]
     Path(a.out).write_text("\n".join(lines))
     print("\n".join(lines[-6:-1]))

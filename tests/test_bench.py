@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cbid_meta.pipeline.l0_map import center_kernel, drop_small_components, l0_deblur, refine_kernel, salient_threshold, trim_support
-from cbid_meta.pipeline.selection import gradient_sparsity, is_path_like, select_kernel
+from cbid_meta.physics import centre_kernel, gradient_sparsity
+from cbid_meta.pipeline.l0_map import drop_small_components, l0_deblur, refine_kernel, salient_threshold, trim_support
+from cbid_meta.pipeline.selection import is_path_like, select_kernel
 from cbid_meta.cli.main import main
 from cbid_meta.data import demo_pair
 from cbid_meta.errors import InputError
@@ -66,15 +67,6 @@ def test_folder_errors(tmp_path, tiny_set):
         load_dataset("nope")
 
 
-def test_center_kernel_moves_mass_to_the_centre():
-    k = np.zeros((9, 9))
-    k[1, 2] = k[1, 3] = 0.5
-    c = center_kernel(k)
-    yy, xx = np.mgrid[:9, :9]
-    assert abs((c * yy).sum() - 4) <= 0.5 and abs((c * xx).sum() - 4) <= 0.5
-    assert abs(c.sum() - 1) < 1e-12
-
-
 def test_l0_baseline_recovers_demo_kernel():
     y, x, k = demo_pair(size=128, kernel_size=15)
     est, kk = l0_deblur(y, kernel_size=15)
@@ -123,13 +115,13 @@ def test_gradient_sparsity_is_lower_for_the_sharp_image():
     from scipy.ndimage import uniform_filter
 
     y, x, k = demo_pair(size=128, kernel_size=15)
-    assert gradient_sparsity(x, 10) < gradient_sparsity(y, 10) - 1.0
+    assert gradient_sparsity(x, 10) < 0.9 * gradient_sparsity(y, 10)
     assert gradient_sparsity(x, 10) < gradient_sparsity(uniform_filter(x, 3), 10)
 
 
 def test_select_kernel_prefers_the_true_support_over_a_too_small_one():
     y, x, k = demo_pair(size=128, kernel_size=15, noise=0.005)
-    small = center_kernel(k)[4:11, 4:11].copy()  # the truth cut to its central 7 px
+    small = centre_kernel(k)[4:11, 4:11].copy()  # the truth cut to its central 7 px
     small = np.pad(small / small.sum(), 4)
     pick, scores = select_kernel(y, [small, k])
     assert pick == 1 and scores[1] < scores[0], scores

@@ -6,7 +6,8 @@ from skimage.metrics import structural_similarity
 
 from cbid_meta.config import load_recipe
 from cbid_meta.errors import InputError
-from cbid_meta.generators import FourierUNet, SirenKernel, available_generators, centre_kernel, create_generator, fourier_encoding
+from cbid_meta.generators import FourierUNet, SirenKernel, available_generators, create_generator, fourier_encoding
+from cbid_meta.physics import centre_kernel
 from cbid_meta.losses import dft_l1, metric, ssim
 from cbid_meta.optim import Deblurrer, plan_stages
 from cbid_meta.optim.published import checkpoint_step, published_coarsest_scale, scale_kernel_sizes
@@ -58,7 +59,7 @@ def test_siren_kernel_is_nonnegative_normalised_and_centred(size):
     off = torch.zeros(1, 1, size, size)
     off[..., 0, 1] = 0.7
     off[..., 1, 0] = 0.3
-    c = centre_kernel(off)
+    c = centre_kernel(off, wrap=True)
     iy = torch.arange(size, dtype=torch.float32)
     cy = float((c[0, 0].sum(1) * iy).sum())
     cx = float((c[0, 0].sum(0) * iy).sum())

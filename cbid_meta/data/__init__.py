@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..physics import conv_valid
+from ..physics import BlurOperator
 
 __all__ = ["motion_kernel", "sharp_image", "blur", "demo_pair"]
 
@@ -39,7 +39,7 @@ def sharp_image(name: str = "camera", size: int = 128, top: int = 60, left: int 
 
 def blur(x: np.ndarray, k: np.ndarray, noise: float = 0.0, seed: int = 0) -> np.ndarray:
     """'Valid' blur of a latent ``x`` (N+K-1) by ``k`` (K) plus Gaussian noise σ=``noise``."""
-    y = conv_valid(torch.from_numpy(x)[None, None], torch.from_numpy(k)[None, None])[0, 0].numpy()
+    y = BlurOperator(k, "valid").forward(x)
     if noise > 0:
         y = y + np.random.default_rng(seed).normal(0.0, noise, y.shape)
     return np.clip(y, 0.0, 1.0)

@@ -1,7 +1,8 @@
 """Evaluation: Levin-protocol metrics, non-blind deconvolution, dataset loader."""
 from .levin import LEVIN_ROTATED_KERNELS, LevinImage, default_levin_root, load_levin
 from .metrics import align_upto_shift, error_ratio, kernel_similarity, levin_scores, psnr, ssim
-from ..pipeline.nonblind import deconvolve, pad_and_taper, psf2otf, simple_wiener
+from ..physics import psf2otf
+from ..pipeline.nonblind import deconvolve, pad_and_taper, simple_wiener
 
 __all__ = [
     "LEVIN_ROTATED_KERNELS",

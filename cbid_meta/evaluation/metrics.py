@@ -36,7 +36,9 @@ import math
 
 import numpy as np
 from scipy.signal import correlate
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from ..physics import fit_support
 
 __all__ = [
     "align_upto_shift",
@@ -185,7 +187,8 @@ def align_upto_shift(
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    r"""Peak signal-to-noise ratio :math:`10 \log_{10}(\mathrm{peak}^2 / \mathrm{MSE}(a, b))` in dB.
+    r"""Peak signal-to-noise ratio :math:`10 \log_{10}(\mathrm{peak}^2 / \mathrm{MSE}(a, b))` in dB
+    (scikit-image's ``peak_signal_noise_ratio`` with ``data_range = peak``).
 
     Returns ``inf`` for identical inputs.
     """
@@ -193,10 +196,9 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    mse = float(np.mean((a - b) ** 2))
-    if mse == 0.0:
+    if np.array_equal(a, b):
         return math.inf
-    return 10.0 * math.log10(peak**2 / mse)
+    return float(peak_signal_noise_ratio(b, a, data_range=peak))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, gaussian: bool = False) -> float:
@@ -272,14 +274,6 @@ def error_ratio(
     return sse_est / sse_ref
 
 
-def _center_pad(k: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    out = np.zeros(shape, dtype=np.float64)
-    oy = (shape[0] - k.shape[0]) // 2
-    ox = (shape[1] - k.shape[1]) // 2
-    out[oy : oy + k.shape[0], ox : ox + k.shape[1]] = k
-    return out
-
-
 def kernel_similarity(k_est: np.ndarray, k_true: np.ndarray) -> dict:
     r"""Shift-invariant similarity of two blur kernels.
 
@@ -311,8 +305,8 @@ def kernel_similarity(k_est: np.ndarray, k_true: np.ndarray) -> dict:
     a = a / sa
     b = b / sb
     shape = (max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1]))
-    a = _center_pad(a, shape)
-    b = _center_pad(b, shape)
+    a = fit_support(a, shape)
+    b = fit_support(b, shape)
     c = correlate(a, b, mode="full", method="direct" if a.size <= 4096 else "auto")
     idx = np.unravel_index(int(np.argmax(c)), c.shape)
     cmax = float(c[idx])

@@ -11,7 +11,7 @@ from .grids import Pyramid, auto_coarsest_scale, internal_kernel_size
 from .image_inr import ImageINR, interp_matrix
 from .kernel_inr import KernelINR
 from .registry import available_generators, create_generator, generator_class, register_generator
-from .siren import SirenKernel, centre_kernel
+from .siren import SirenKernel
 
 __all__ = [
     "FourierUNet",
@@ -21,7 +21,6 @@ __all__ = [
     "SirenKernel",
     "auto_coarsest_scale",
     "available_generators",
-    "centre_kernel",
     "create_generator",
     "fourier_encoding",
     "generator_class",

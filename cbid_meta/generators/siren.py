@@ -24,9 +24,10 @@ import math
 import torch
 from torch import nn
 
+from ..physics import centre_kernel
 from .registry import register_generator
 
-__all__ = ["SirenKernel", "centre_kernel", "kernel_coords"]
+__all__ = ["SirenKernel", "kernel_coords"]
 
 
 def kernel_coords(size: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -34,19 +35,6 @@ def kernel_coords(size: int, device=None, dtype=torch.float32) -> torch.Tensor:
     t = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
     yy, xx = torch.meshgrid(t, t, indexing="ij")
     return torch.stack([yy.reshape(-1), xx.reshape(-1)], 1)
-
-
-def centre_kernel(k: torch.Tensor) -> torch.Tensor:
-    """Roll ``k`` (…, K, K) by the integer shift that puts its centroid on the centre tap."""
-    kh, kw = k.shape[-2:]
-    with torch.no_grad():
-        m = k.sum(dim=(-2, -1)).clamp_min(1e-12)
-        iy = torch.arange(kh, device=k.device, dtype=k.dtype)
-        ix = torch.arange(kw, device=k.device, dtype=k.dtype)
-        cy = float(((k.sum(-1) * iy).sum(-1) / m).reshape(-1)[0])
-        cx = float(((k.sum(-2) * ix).sum(-1) / m).reshape(-1)[0])
-        sy, sx = round((kh - 1) / 2 - cy), round((kw - 1) / 2 - cx)
-    return torch.roll(k, shifts=(sy, sx), dims=(-2, -1))
 
 
 class _Sine(nn.Module):
@@ -94,7 +82,7 @@ class SirenKernel(nn.Module):
     def forward(self, coords: torch.Tensor, size: int) -> torch.Tensor:
         logits = self.net(coords).reshape(1, 1, size, size)
         k = torch.softmax(logits.reshape(1, -1), dim=-1).reshape(1, 1, size, size)
-        return centre_kernel(k) if self.centre else k
+        return centre_kernel(k, wrap=True) if self.centre else k
 
     def coords(self, size: int) -> torch.Tensor:
         """The (cached) tap coordinates of a ``size × size`` support."""

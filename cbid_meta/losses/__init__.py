@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ..physics import conv_valid, cross_scale_target
+from ..physics import conv_valid, cross_scale_target, gradient_sparsity
 from .structural import dft_l1, ssim, ssim_loss
 
 __all__ = ["dft_l1", "ssim", "ssim_loss", "METRICS", "PRIORS", "metric", "fit_loss", "cross_scale_loss", "total_variation", "normalized_sparsity", "prior"]
@@ -79,14 +79,10 @@ def total_variation(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
 
 def normalized_sparsity(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     r"""Normalised sparsity of the gradients, :math:`\|\nabla x\|_1 / \|\nabla x\|_2`
-    (Krishnan, Tay, Fergus, CVPR 2011).  Unlike TV it is scale-invariant and
-    *lower* for a sharp image than for its blurred version, so it pushes away
-    from the trivial no-blur solution."""
-    dh = x[..., 1:, :] - x[..., :-1, :]
-    dw = x[..., :, 1:] - x[..., :, :-1]
-    l1 = dh.abs().mean() + dw.abs().mean()
-    l2 = torch.sqrt((dh**2).mean() + (dw**2).mean() + eps**2)
-    return l1 / l2
+    (Krishnan, Tay, Fergus, CVPR 2011): :func:`cbid_meta.physics.gradient_sparsity`.
+    Unlike TV it is scale-invariant and *lower* for a sharp image than for its
+    blurred version, so it pushes away from the trivial no-blur solution."""
+    return gradient_sparsity(x, eps=eps)
 
 
 PRIORS = {"tv": total_variation, "l1l2": normalized_sparsity}

@@ -49,6 +49,7 @@ import torch
 from ..config import DeblurConfig
 from ..optim.deblur import GROUPS, Deblurrer, Problem, plan_stages
 from ..optim.loop import LoopState, optimise
+from ..physics import fit_support
 
 __all__ = ["SHARED_PREFIXES", "shared_state", "build_problem", "adapt", "outer_loss", "AdaptResult", "ALGORITHMS"]
 
@@ -97,14 +98,6 @@ def adapt(prob: Problem, theta: dict[str, torch.Tensor], lrs: dict[str, float]) 
     return AdaptResult(state.params, sums, state.history)
 
 
-def _center(k: torch.Tensor, n: int) -> torch.Tensor:
-    out = k.new_zeros(n, n)
-    a = min(n, k.shape[0])
-    o_out, o_in = (n - a) // 2, (k.shape[0] - a) // 2
-    out[o_out : o_out + a, o_out : o_out + a] = k[o_in : o_in + a, o_in : o_in + a]
-    return out
-
-
 def outer_loss(prob: Problem, params: dict[str, torch.Tensor], sharp: np.ndarray, kernel: np.ndarray, kernel_weight: float = 1.0):
     """Supervised loss of adapted parameters: image MSE at scale 0 + w · kernel SSD (centred)."""
     x0, k0 = prob.functional_render(params)(0)
@@ -115,6 +108,6 @@ def outer_loss(prob: Problem, params: dict[str, torch.Tensor], sharp: np.ndarray
     r = (prob.kernel_size - 1) // 2
     k = k0[0, 0, c0 - r : c0 + r + 1, c0 - r : c0 + r + 1]
     k = k / k.sum()
-    kt = _center(torch.as_tensor(kernel, dtype=k.dtype, device=k.device), prob.kernel_size)
+    kt = fit_support(torch.as_tensor(kernel, dtype=k.dtype, device=k.device), (prob.kernel_size, prob.kernel_size))
     mse = torch.mean((x - xs) ** 2)
     return mse + kernel_weight * torch.sum((k - kt) ** 2), mse

@@ -24,6 +24,7 @@ from ..config import DeblurConfig, RestorationConfig
 from ..errors import InputError
 from ..generators import ImageINR, KernelINR, Pyramid, auto_coarsest_scale, create_generator
 from ..losses import cross_scale_loss, fit_loss, metric, prior
+from ..physics import observation_pyramid
 from ..pipeline import check_components, finish, restore
 from .loop import LoopState, explicit_params, optimise, sub_params
 
@@ -120,7 +121,7 @@ class Problem:
 
     def __post_init__(self):
         d, dev, dt = self.depth, self.device, self.y_t.dtype
-        self.obs = {s: (torch.nn.functional.avg_pool2d(self.y_t, 2**s) if s else self.y_t) for s in range(d + 1)}
+        self.obs = observation_pyramid(self.y_t, d, "mean")
         self.axes = {s: self.pyr.latent_axes(s, dev, dt) for s in range(d + 1)}
         self.kax = {s: self.pyr.kernel_axis(s, dev, dt) for s in range(d + 1)}
         self.kmask = {s: self.pyr.kernel_mask(s, dev, dt) for s in range(d + 1)}

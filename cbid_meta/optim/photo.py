@@ -30,6 +30,7 @@ import numpy as np
 
 from ..config import RestorationConfig
 from ..errors import InputError
+from ..physics import forward_differences
 from ..pipeline.l0_map import L0Config, l0_kernel
 from ..pipeline.restoration import restore
 
@@ -77,8 +78,7 @@ def choose_region(lum: np.ndarray, side: int) -> tuple[int, int, int, int]:
         return 0, 0, h, w
     gy = np.zeros_like(lum)
     gx = np.zeros_like(lum)
-    gy[1:] = np.diff(lum, axis=0)
-    gx[:, 1:] = np.diff(lum, axis=1)
+    gx[:, 1:], gy[1:] = forward_differences(lum)
     e = np.sqrt(gx**2 + gy**2)
     e[(lum > 0.98) | (lum < 0.02)] = 0.0
     ii = np.pad(e.cumsum(0).cumsum(1), ((1, 0), (1, 0)))

@@ -37,7 +37,7 @@ from ..config import DeblurConfig
 from ..errors import InputError
 from ..generators import create_generator, generator_class
 from ..losses import metric
-from ..physics import conv_valid, cross_scale_prediction, decimate
+from ..physics import conv_valid, cross_scale_prediction, decimate, observation_pyramid
 from .deblur import DeblurResult, Stage, plan_stages
 from .loop import LoopState, explicit_params, optimise, sub_params
 
@@ -109,7 +109,7 @@ class DecimatedProblem:
 
     def __post_init__(self):
         self.ksize = scale_kernel_sizes(self.cfg.kernel_size, self.depth)
-        self.obs = {s: self.y_t[..., :: 2**s, :: 2**s] for s in range(self.depth + 1)}
+        self.obs = observation_pyramid(self.y_t, self.depth, "decimate")
         self.fit_m, self.cross_m = metric(self.cfg.loss.fit), metric(self.cfg.loss.cross)
 
     def latent_size(self, s: int) -> tuple[int, int]:

@@ -1,4 +1,7 @@
-"""Forward model: uniform blur, dyadic decimation and Proposition 1 (QMF identity)."""
+"""The physics layer: the blur operator (valid and periodic, forward and adjoint),
+dyadic decimation and Proposition 1, the image pyramids, kernel centring and
+the gradient-sparsity measure.  Every other part of the package takes these
+from here."""
 from .blur import (
     conv_full,
     conv_valid,
@@ -9,14 +12,29 @@ from .blur import (
     prop1_rhs,
     qmf_filters,
 )
+from .gradients import forward_differences, gradient_sparsity
+from .kernels import centre_kernel, centroid_shift, fit_support
+from .operator import BlurOperator, gradient_otfs, psf2otf
+from .pyramid import PYRAMIDS, downscale, observation_pyramid
 
 __all__ = [
+    "BlurOperator",
+    "PYRAMIDS",
+    "centre_kernel",
+    "centroid_shift",
     "conv_full",
     "conv_valid",
     "cross_scale_prediction",
     "cross_scale_target",
     "decimate",
+    "downscale",
+    "fit_support",
+    "forward_differences",
+    "gradient_otfs",
+    "gradient_sparsity",
+    "observation_pyramid",
     "prop1_lhs",
     "prop1_rhs",
+    "psf2otf",
     "qmf_filters",
 ]

@@ -26,11 +26,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.fft import next_fast_len
+from scipy.sparse.linalg import LinearOperator, cg
 from skimage.transform import resize
 
-from .nonblind import deconvolve, pad_and_taper, psf2otf
+from ..physics import centre_kernel, downscale, fit_support, gradient_otfs, psf2otf
+from .nonblind import deconvolve, pad_and_taper
 
-__all__ = ["L0Config", "l0_kernel", "l0_deblur", "center_kernel", "trim_support", "refine_kernel", "drop_small_components", "salient_threshold"]
+__all__ = ["L0Config", "l0_kernel", "l0_deblur", "trim_support", "refine_kernel", "drop_small_components", "salient_threshold"]
 
 
 @dataclass
@@ -47,10 +49,6 @@ class L0Config:
     cg_iters: int = 20  # >0: kernel least squares on the support by conjugate gradients (else unconstrained Fourier + crop)
     component_mass: float = 0.1  # >0: drop 8-connected kernel pieces holding less than this fraction of the mass
     salient: float = 0.0  # >0: kernel step on salient latent gradients only (Pan et al.'s threshold_pxpy rule, at least salient × kernel size pixels per orientation); 0 = all gradients
-
-
-def _grad_otfs(shape):
-    return psf2otf(np.array([[1.0, -1.0]]), shape), psf2otf(np.array([[1.0], [-1.0]]), shape)
 
 
 def _l0_image(Y: np.ndarray, K: np.ndarray, Dx: np.ndarray, Dy: np.ndarray, lam: float, beta_max: float) -> np.ndarray:
@@ -137,26 +135,16 @@ def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float,
         return np.roll(np.real(np.fft.ifft2(F)), (c, c), axis=(0, 1))[:size, :size]
 
     if cg_iters > 0 and k_prev is not None and k_prev.shape == (size, size):
-        # least squares restricted to the support (Pan et al.'s conjugate gradients)
-        b = crop(num)
+        # least squares restricted to the support (Pan et al.'s conjugate gradients): (crop M psf2otf + γ) k = crop num
+        n = size * size
 
-        def A(k):
-            return crop(M * psf2otf(k, yp.shape)) + gamma * k
+        def normal(v):
+            k = v.reshape(size, size)
+            return (crop(M * psf2otf(k, yp.shape)) + gamma * k).ravel()
 
-        k = k_prev.copy()
-        r = b - A(k)
-        p = r.copy()
-        rs = float((r * r).sum())
-        for _ in range(cg_iters):
-            Ap = A(p)
-            alpha = rs / max(float((p * Ap).sum()), 1e-30)
-            k += alpha * p
-            r -= alpha * Ap
-            rs_new = float((r * r).sum())
-            if rs_new < 1e-20:
-                break
-            p = r + (rs_new / rs) * p
-            rs = rs_new
+        sol, _ = cg(LinearOperator((n, n), matvec=normal, dtype=np.float64), crop(num).ravel(), x0=k_prev.ravel().copy(),
+                    rtol=0.0, atol=1e-10, maxiter=cg_iters)
+        k = sol.reshape(size, size)
     else:
         k = crop(num / (M + gamma)).copy()
     k[k < 0] = 0.0
@@ -173,11 +161,6 @@ def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float,
 def _odd(n: float) -> int:
     n = max(3, int(round(n)))
     return n if n % 2 else n + 1
-
-
-def _downscale(y: np.ndarray, scale: float) -> np.ndarray:
-    """``y`` resized by ``scale`` (bilinear, anti-aliased; at least 8 px a side)."""
-    return resize(y, (max(8, round(y.shape[0] * scale)), max(8, round(y.shape[1] * scale))), order=1, anti_aliasing=True)
 
 
 def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray | None = None, levels: int | None = None) -> np.ndarray:
@@ -199,11 +182,11 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray 
         # Pan et al.: estimated once, on the blurry image at the coarsest level of
         # the full pyramid; every level restarts from it and divides it by 1.1 per iteration
         sc = cfg.levels_ratio ** (-(full_levels - 1))
-        threshold0 = salient_threshold(_downscale(y, sc), _odd(size * sc), cfg.salient)
+        threshold0 = salient_threshold(downscale(y, sc), _odd(size * sc), cfg.salient)
     for level in range(n_levels - 1, -1, -1):
         scale = cfg.levels_ratio ** (-level)
         ks = _odd(size * scale) if level else size
-        ys = _downscale(y, scale) if level else y
+        ys = downscale(y, scale) if level else y
         if k is None:
             k = np.zeros((ks, ks))
             c = ks // 2
@@ -213,7 +196,7 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray 
             k = k / max(k.sum(), 1e-12)
         pad = ks + (next_fast_len(max(ys.shape) + 2 * ks) - max(ys.shape) - 2 * ks + 1) // 2
         yp, _ = pad_and_taper(ys, k, pad=pad)
-        Dx, Dy = _grad_otfs(yp.shape)
+        Dx, Dy = gradient_otfs(yp.shape)
         Y = np.fft.fft2(yp)
         lam_l, thr = lam, threshold0
         for _ in range(cfg.iters):
@@ -221,33 +204,17 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray 
             k = _kernel_step(x, yp, Dx, Dy, ks, cfg.gamma, cfg.prune, k, cfg.cg_iters, cfg.component_mass, thr)
             lam_l = max(lam_l / 1.1, cfg.lam_min)
             thr /= 1.1
-    return center_kernel(k)
-
-
-def center_kernel(k: np.ndarray) -> np.ndarray:
-    """Shift ``k`` by whole taps so that its centre of mass is at the centre.
-
-    The blind problem is translation-ambiguous; a centred kernel keeps the
-    restored image registered with the input (taps shifted out are dropped)."""
-    n = k.shape[0]
-    yy, xx = np.mgrid[:n, :n]
-    s = k.sum()
-    dy = int(round((yy * k).sum() / s - (n - 1) / 2))
-    dx = int(round((xx * k).sum() / s - (n - 1) / 2))
-    out = np.zeros_like(k)
-    src = k[max(dy, 0) : n + min(dy, 0), max(dx, 0) : n + min(dx, 0)]
-    out[max(-dy, 0) : max(-dy, 0) + src.shape[0], max(-dx, 0) : max(-dx, 0) + src.shape[1]] = src
-    return out / out.sum()
+    return centre_kernel(k)  # the blind problem is translation-ambiguous: keep the restored image registered with the input
 
 
 def trim_support(k: np.ndarray, thresh: float = 0.05, margin: int = 2) -> np.ndarray:
     """Centre ``k`` and cut it to the smallest odd square holding every tap above
     ``thresh`` × max, plus ``margin`` px (never larger than ``k``); sums to 1."""
-    k = center_kernel(np.asarray(k, dtype=np.float64))
+    k = centre_kernel(np.asarray(k, dtype=np.float64))
     c = k.shape[0] // 2
     yy, xx = np.nonzero(k > thresh * k.max())
     r = min(int(max(np.abs(yy - c).max(), np.abs(xx - c).max())) + margin, c)
-    k = k[c - r : c + r + 1, c - r : c + r + 1]
+    k = fit_support(k, (2 * r + 1, 2 * r + 1))
     return k / k.sum()
 
 
@@ -261,9 +228,7 @@ def refine_kernel(y: np.ndarray, k_init: np.ndarray, levels: int = 2, iters: int
     n = k_init.shape[0]
     k = trim_support(k_init, trim) if trim > 0 else np.asarray(k_init, dtype=np.float64)
     cfg = replace(config or L0Config(), iters=iters)
-    k = l0_kernel(y, cfg, k_init=k, levels=levels)
-    p = (n - k.shape[0]) // 2
-    return np.pad(k, p) if p > 0 else k
+    return fit_support(l0_kernel(y, cfg, k_init=k, levels=levels), (n, n))
 
 
 def l0_deblur(y: np.ndarray, kernel_size: int = 31, config: L0Config | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ Model
 The observation is :math:`y = k \otimes x + n` (true convolution, ``scipy.signal.convolve2d``
 convention, kernel ``K_h x K_w`` summing to 1).  The latent image lives on a
 canvas extended by ``pad`` pixels per side (default: the kernel size) on which
-convolutions are periodic (FFTs); the result is cropped back.
+convolutions are periodic (:class:`cbid_meta.physics.BlurOperator`, FFTs); the result is cropped back.
 
 Boundaries (``boundary=``):
 
@@ -92,22 +92,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["deconvolve", "simple_wiener", "pad_and_taper", "psf2otf"]
+from ..physics import BlurOperator, gradient_otfs
 
-
-def psf2otf(k: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    r"""Optical transfer function of ``k`` on a periodic ``shape`` canvas.
-
-    The kernel is zero-padded to ``shape`` and circularly shifted so that its
-    centre ``((K_h - 1) // 2, (K_w - 1) // 2)`` sits at the origin; then
-    :math:`\mathcal{F}^{-1}(\mathrm{OTF} \cdot \mathcal{F}x)` equals
-    ``scipy.signal.convolve2d(x, k, mode="same", boundary="wrap")``.
-    """
-    k = np.asarray(k, dtype=np.float64)
-    big = np.zeros(shape, dtype=np.float64)
-    big[: k.shape[0], : k.shape[1]] = k
-    big = np.roll(big, (-((k.shape[0] - 1) // 2), -((k.shape[1] - 1) // 2)), axis=(0, 1))
-    return np.fft.fft2(big)
+__all__ = ["deconvolve", "simple_wiener", "pad_and_taper"]
 
 
 def pad_and_taper(y: np.ndarray, k: np.ndarray, pad: int | None = None) -> tuple[np.ndarray, int]:
@@ -138,8 +125,7 @@ def pad_and_taper(y: np.ndarray, k: np.ndarray, pad: int | None = None) -> tuple
         pad += (next_fast_len(n) - n + 1) // 2
     pad = int(pad)
     yp = np.pad(y, pad, mode="symmetric")
-    otf = psf2otf(k, yp.shape)
-    blurred = np.real(np.fft.ifft2(np.fft.fft2(yp) * otf))
+    blurred = BlurOperator(k, "periodic", yp.shape).forward(yp)
 
     def ramp(n: int) -> np.ndarray:
         a = np.ones(n)
@@ -249,9 +235,8 @@ def deconvolve(
         pad = max(int(pad), max(k.shape) // 2 + 1)
     yp, p = pad_and_taper(y, k, pad)
     shape = yp.shape
-    K = psf2otf(k, shape)
-    Dh = psf2otf(np.array([[1.0, -1.0]]), shape)  # x[i, j] - x[i, j-1] (periodic)
-    Dv = psf2otf(np.array([[1.0], [-1.0]]), shape)
+    K = BlurOperator(k, "periodic", shape).otf
+    Dh, Dv = gradient_otfs(shape)
     KtY = np.conj(K) * np.fft.fft2(yp)
     KtK = np.abs(K) ** 2
     DtD = np.abs(Dh) ** 2 + np.abs(Dv) ** 2
@@ -287,15 +272,17 @@ def simple_wiener(y: np.ndarray, k: np.ndarray, nsr: float = 1e-2, clip: bool = 
 
         \hat x = \mathcal{F}^{-1}\Big(\frac{\bar K\, Y}{|K|^2 + \mathrm{nsr}}\Big),
 
-    computed on the symmetric-padded, edge-tapered canvas of
-    :func:`pad_and_taper` and cropped back to ``y.shape``.
+    scikit-image's ``restoration.wiener`` (``balance = nsr``, identity
+    regulariser) on the symmetric-padded, edge-tapered canvas of
+    :func:`pad_and_taper`, cropped back to ``y.shape``.
     """
+    from skimage.restoration import wiener
+
     y = np.asarray(y, dtype=np.float64)
     k = np.asarray(k, dtype=np.float64)
     k = k / k.sum()
     yp, p = pad_and_taper(y, k)
-    K = psf2otf(k, yp.shape)
-    x = np.real(np.fft.ifft2(np.conj(K) * np.fft.fft2(yp) / (np.abs(K) ** 2 + nsr)))
+    x = wiener(yp, k, balance=nsr, reg=np.ones((1, 1)), clip=False)
     h, w = y.shape
     out = x[p : p + h, p : p + w]
     return np.clip(out, 0.0, 1.0) if clip else out

@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..physics import gradient_sparsity
 from .nonblind import deconvolve
 
-__all__ = ["gradient_sparsity", "is_path_like", "select_kernel", "SELECTORS", "select"]
-
-
-def gradient_sparsity(x: np.ndarray, crop: int = 0) -> float:
-    """Krishnan et al.'s normalised sparsity ‖∇x‖₁ / ‖∇x‖₂ of the forward
-    differences of ``x``, ``crop`` px of border left out (lower = sharper; a
-    wrong kernel leaves blur or ringing, both of which raise it)."""
-    x = np.asarray(x, dtype=np.float64)
-    gx, gy = np.diff(x, axis=1), np.diff(x, axis=0)
-    if crop > 0:
-        gx, gy = gx[crop:-crop, crop:-crop], gy[crop:-crop, crop:-crop]
-    g = np.concatenate([gx.ravel(), gy.ravel()])
-    return float(np.abs(g).sum() / max(np.sqrt((g * g).sum()), 1e-30))
+__all__ = ["is_path_like", "select_kernel", "SELECTORS", "select"]
 
 
 def is_path_like(k: np.ndarray, max_taps: float) -> bool:
@@ -37,7 +26,7 @@ def is_path_like(k: np.ndarray, max_taps: float) -> bool:
 
 def select_kernel(y: np.ndarray, kernels: list[np.ndarray], nonblind_lam: float = 5000.0, crop: int | None = None, max_taps: float = 0.0) -> tuple[int, list[float]]:
     """Pick among candidate kernels of the gray image ``y`` the one whose
-    hyper-Laplacian deconvolution is sparsest (:func:`gradient_sparsity`).
+    hyper-Laplacian deconvolution is sparsest (:func:`cbid_meta.physics.gradient_sparsity`).
 
     With ``max_taps`` > 0 the candidates failing :func:`is_path_like` are
     passed over (unless all of them fail).  Returns ``(index, scores)`` (the
