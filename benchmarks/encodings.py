@@ -1,4 +1,4 @@
-"""Time one optimisation step of candidate image encodings at Levin size (issue #2 design choice).
+"""Time one optimisation step of candidate image encodings at Levin size.
 
     .venv/bin/python benchmarks/encodings.py --out benchmarks/results/encodings.csv
 

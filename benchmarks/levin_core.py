@@ -1,4 +1,4 @@
-"""Levin benchmark of the per-image core (issue #2): PSNR/SSIM, time and peak memory per image.
+"""Levin benchmark of the per-image core: PSNR/SSIM, time and peak memory per image.
 
 Usage (from the repository root)::
 
@@ -9,8 +9,9 @@ is the peak resident memory of deblurring that image alone (torch runtime
 included) and timings are not disturbed by earlier runs.  The kernel size
 given to the method is the true kernel's size plus ``--kernel-margin``
 (10 px by default: Levin's kernels are not centred in their arrays, so a
-support of exactly the true size centred on 0 cannot hold them).  Rows are appended to ``<out>.partial`` as they finish, so an
-interrupted run resumes where it stopped.
+support of exactly the true size centred on 0 cannot hold them).  Each finished image is a row in ``<out>.rows/``
+(:class:`cbid_meta.evaluation.rows.RowStore`), so an interrupted run resumes where it stopped; the folder goes once
+the table is written.
 """
 from __future__ import annotations
 
@@ -105,24 +106,25 @@ def main(argv=None) -> int:
         names = [n for n in names if n in a.images.split(",")]
     if a.limit:
         names = names[: a.limit]
-    partial = a.out.with_suffix(a.out.suffix + ".partial")
-    done = pd.read_csv(partial) if partial.exists() else pd.DataFrame()
-    todo = [n for n in names if done.empty or n not in set(done["image"])]
+    from cbid_meta.evaluation.rows import RowStore
+
+    settings = {"recipe": a.recipe, "steps": a.steps, "seed": a.seed, "kernel_margin": a.kernel_margin}
+    store = RowStore(a.out.with_suffix(a.out.suffix + ".rows"), key=("image",), settings=settings)
+    todo = [n for n in names if (n,) not in store]
     prov = provenance()  # the revision that runs (the tree may change while it runs)
     ctx = mp.get_context("spawn")
-    rows = [] if done.empty else done.to_dict("records")
-    for i, name in enumerate(todo):
+    for i, name in enumerate(todo, start=len(names) - len(todo) + 1):
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
             row = ex.submit(_one, (name, a.data, a.recipe, a.steps, a.seed, a.kernel_margin, a.save_kernels)).result()
-        rows.append(row)
-        pd.DataFrame(rows).to_csv(partial, index=False)
-        print(f"[{len(rows)}/{len(names)}] {name}: PSNR {row['psnr']:.2f} dB (blurry {row['psnr_blurry']:.2f}), "
+        store.add(row)
+        print(f"[{i}/{len(names)}] {name}: PSNR {row['psnr']:.2f} dB (blurry {row['psnr_blurry']:.2f}), "
               f"kernel NCC {row['kernel_ncc']:.3f}, {row['seconds']:.1f} s, {row['peak_mib']:.0f} MiB", flush=True)
+    rows = store.rows()
     df = pd.DataFrame(rows)
     df = df[df["image"].isin(names)].sort_values("image").reset_index(drop=True)
     meta = prov | {"recipe": a.recipe, "seed": a.seed, "steps": a.steps or "recipe", "kernel_margin": a.kernel_margin}
     write_table(df, a.out, meta)
-    partial.unlink(missing_ok=True)
+    store.clear()
     report(df, meta, a)
     return 0
 

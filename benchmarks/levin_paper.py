@@ -27,7 +27,6 @@ checkpoints outlive the working tree where the machine is kept.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -127,37 +126,38 @@ def run_image(item, a, work: Path, prov: dict) -> dict:
     }
 
 
-def seed_from_tables(a, work: Path) -> int:
-    """Write the committed tables' finished rows and curves into ``work`` (those not there yet)."""
+def row_store(a, work: Path):
+    """The finished rows of ``work`` (one JSON per image × width [× --steps]); refuses other settings."""
+    from cbid_meta.evaluation.rows import RowStore
+
+    return RowStore(work / "rows", key=("image", "width", "steps"), settings={"recipe": a.recipe, "kernel_margin": a.kernel_margin, "seed": a.seed},
+                    stem=lambda k: _tag(k[0], int(k[1]), int(k[2]) if k[2] else None))
+
+
+def seed_from_tables(a, store, work: Path) -> int:
+    """Take the committed tables' finished rows and curves into ``work`` (those not there yet)."""
     if not a.out.exists():
         return 0
-    from cbid_meta.io import save_json
-
-    n = 0
     done = pd.read_csv(a.out, comment="#")
+    notes = done["note"] if "note" in done else pd.Series([None] * len(done))
+    done["steps"] = [int(n.split()[-1]) if isinstance(n, str) and n.startswith("--steps") else None for n in notes]
     curve = pd.read_csv(a.curve, comment="#") if a.curve.exists() else pd.DataFrame()
     for row in done.to_dict("records"):
-        note = row.get("note", "")
-        steps = int(note.split()[-1]) if isinstance(note, str) and note.startswith("--steps") else None
-        tag = _tag(row["image"], int(row["width"]), steps)
-        path = work / "rows" / f"{tag}.json"
-        if not path.exists():
-            save_json(path, {k: v for k, v in row.items() if not (isinstance(v, float) and np.isnan(v))})
-            n += 1
-            if not curve.empty:
-                c = curve[(curve["image"] == row["image"]) & (curve["width"] == row["width"])]
-                if not c.empty:
-                    (work / "curve").mkdir(parents=True, exist_ok=True)
-                    c.to_csv(work / "curve" / f"{tag}.csv", index=False)
-    return n
+        tag = store.path(store.key_of(row)).stem
+        if not curve.empty and not (work / "curve" / f"{tag}.csv").exists() and store.key_of(row) not in store:
+            c = curve[(curve["image"] == row["image"]) & (curve["width"] == row["width"])]
+            if not c.empty:
+                (work / "curve").mkdir(parents=True, exist_ok=True)
+                c.to_csv(work / "curve" / f"{tag}.csv", index=False)
+    return store.seed(done)
 
 
-def gather(a, work: Path, prov: dict) -> None:
+def gather(a, store, work: Path, prov: dict) -> None:
     """Rewrite the committed tables from every finished row and curve in ``work``."""
-    rows = [json.loads(p.read_text()) for p in sorted((work / "rows").glob("*.json"))]
-    if not rows:
+    df = store.frame()
+    if df.empty:
         return
-    df = pd.DataFrame(rows).sort_values(["width", "image"]).reset_index(drop=True)
+    df = df.sort_values(["width", "image"]).dropna(axis=1, how="all").reset_index(drop=True)
     meta = prov | {"recipe": a.recipe, "kernel_margin": a.kernel_margin,
                    "note": "rows may come from several sessions: each row has its own git_revision and date"}
     write_table(df, a.out, meta)
@@ -219,15 +219,14 @@ def main(argv=None) -> int:
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args(argv)
     prov = provenance()
-    (a.work / "rows").mkdir(parents=True, exist_ok=True)
-    seeded = seed_from_tables(a, a.work)
+    store = row_store(a, a.work)
+    seeded = seed_from_tables(a, store, a.work)
     if seeded:
         print(f"{seeded} finished row(s) taken from {a.out}", flush=True)
     if a.report_only:
-        gather(a, a.work, prov)
+        gather(a, store, a.work, prov)
         return 0
     from cbid_meta.evaluation import load_levin
-    from cbid_meta.io import save_json
 
     items = load_levin(a.data)
     if a.images == "subset":
@@ -241,19 +240,19 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown Levin image(s): {', '.join(unknown)}")
     for i, name in enumerate(names):
-        row_path = a.work / "rows" / f"{_tag(name, a.width, a.steps)}.json"
-        if row_path.exists():
+        if (name, a.width, a.steps) in store:
             print(f"[{i + 1}/{len(names)}] {name} w{a.width}: done", flush=True)
             continue
         print(f"[{i + 1}/{len(names)}] {name} w{a.width}", flush=True)
         row = run_image(by_name[name], a, a.work, prov)
+        row["steps"] = a.steps
         if a.steps:
             row["note"] = f"--steps {a.steps}"
-        save_json(row_path, row)
+        store.add(row)
         print(f"[{i + 1}/{len(names)}] {name} w{a.width}: PSNR x {row['psnr']:.2f} dB, nonblind {row['psnr_nonblind']:.2f} "
               f"(blurry {row['psnr_blurry']:.2f}, true kernel {row['psnr_true_kernel']:.2f}), kernel NCC {row['kernel_ncc']:.3f}, "
               f"{row['seconds']:.0f} s ({row['s_per_iter']:.3f} s/it), {row['peak_mib']:.0f} MiB", flush=True)
-        gather(a, a.work, prov)
+        gather(a, store, a.work, prov)
     return 0
 
 

@@ -1,5 +1,6 @@
 """cbid compare: schema, both modes at every budget, HTML references every figure, resume."""
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -43,15 +44,21 @@ def test_compare_report_and_resume(setup, tmp_path):
     assert cells[1] == "8" and re.fullmatch(r"\d+\.\d\de[-+]\d\d", cells[-2]), cells  # budget an integer, L_fit not 0.000
     head = (out / "results.csv").read_text().splitlines()[:6]
     assert any(line.startswith("# git_revision") for line in head) and any("torch" in line for line in head)
-    # resume: drop the last row; only that run is redone
-    lines = (out / "results.csv").read_text().splitlines()
-    (out / "results.csv").write_text("\n".join(lines[:-1]) + "\n")
+    # resume: drop one finished row; only that run is redone
     before = pd.read_csv(out / "results.csv", comment="#")
+    dropped = sorted((out / "rows").glob("*__*__*.json"))[-1]
+    dropped.unlink()
     main(args)
     after = pd.read_csv(out / "results.csv", comment="#")
-    assert len(after) == 8
+    assert len(after) == 8 and dropped.exists()
     merged = before.merge(after, on=["image", "mode", "budget"], suffixes=("_a", "_b"))
-    assert (merged["seconds_a"] == merged["seconds_b"]).all()  # finished rows were not rerun
+    redone = merged["seconds_a"] != merged["seconds_b"]
+    assert redone.sum() == 1 and dropped.name.startswith(merged[redone]["image"].iloc[0])  # the others were not rerun
+    # a folder with only its table (rows folder gone) takes its rows from the table and runs nothing
+    shutil.rmtree(out / "rows")
+    main(args)
+    again = pd.read_csv(out / "results.csv", comment="#")
+    assert (again["seconds"].to_numpy() == after["seconds"].to_numpy()).all()
 
 
 def test_compare_plain_photos_need_kernel_size(setup, tmp_path):

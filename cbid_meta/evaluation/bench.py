@@ -26,7 +26,6 @@ Methods
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -38,6 +37,7 @@ import numpy as np
 
 from ..errors import InputError
 from .datasets import BenchItem
+from .rows import RowStore
 
 __all__ = ["METHODS", "DEFAULT_METHODS", "run_bench", "summarize", "peak_meter"]
 
@@ -185,10 +185,6 @@ def _pairs(methods, items) -> list[tuple[str, BenchItem]]:
     return [(m, it) for m in methods for it in items]
 
 
-def _row_path(out: Path, method: str, name: str) -> Path:
-    return out / "rows" / f"{method}__{name}.json"
-
-
 def run_bench(
     items: list[BenchItem],
     methods: tuple[str, ...],
@@ -215,15 +211,16 @@ def run_bench(
     if not items:
         raise InputError("the dataset is empty")
     state = PartialState(cpu=st.device == "cpu")
-    (out / "rows").mkdir(parents=True, exist_ok=True)
+    store = RowStore(out / "rows", key=("method", "image"),
+                     settings={"recipe": st.recipe, "steps": st.steps, "seed": st.seed, "kernel_margin": st.kernel_margin, "kernel_size": st.kernel_size})
     (out / "checkpoints").mkdir(exist_ok=True)
     if panels:
         (out / "panels").mkdir(exist_ok=True)
     pairs = _pairs(methods, items)
     mine = pairs[state.process_index :: state.num_processes]
-    todo = [(m, it) for m, it in mine if not _row_path(out, m, it.name).exists()]
+    todo = [(m, it) for m, it in mine if (m, it.name) not in store]
     refs: dict[str, np.ndarray] = {}
-    from ..io import save_json, write_table
+    from ..io import write_table
     from ..pipeline.nonblind import deconvolve
 
     done = len(mine) - len(todo)
@@ -241,7 +238,7 @@ def run_bench(
         row.update({"kernel_size": extra.get("kernel_size", ""), "steps": extra.get("steps", ""), "seed": st.seed, "git_revision": (meta or {}).get("git_revision", "")})
         if panels:
             _panel(it, est, k, out / "panels" / f"{it.name}__{m}.png")
-        save_json(_row_path(out, m, it.name), row)
+        store.add(row)
         ckpt.unlink(missing_ok=True)  # the row is written: the pair is finished
         done += 1
     if progress:
@@ -249,12 +246,8 @@ def run_bench(
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
-    rows = []
-    for m, it in pairs:
-        p = _row_path(out, m, it.name)
-        if p.exists():
-            rows.append(json.loads(p.read_text()))
-    df = pd.DataFrame(rows)
+    wanted = {(m, it.name) for m, it in pairs}
+    df = pd.DataFrame([r for r in store.rows() if store.key_of(r) in wanted])
     order = {m: i for i, m in enumerate(methods)}
     df = df.sort_values(["method", "image"], key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
     write_table(df, out / "results.csv", meta or {})

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import InputError
 from .datasets import BenchItem
+from .rows import RowStore
 
 __all__ = ["load_items", "run_compare", "write_report"]
 
@@ -52,21 +53,22 @@ def _write_rows(rows: list[dict], path: Path, meta: dict) -> None:
 def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=0, device="cpu", kernel_size=None, meta: dict | None = None, progress=None, meta_budgets=None) -> pd.DataFrame:
     """One run per image × mode × budget; ``meta_budgets`` (default: ``budgets``) are the meta mode's own.
 
-    A folder that already holds ``results.csv`` is resumed, but only with the same recipe."""
+    Each finished run is a row in ``OUT/rows/`` (:class:`~cbid_meta.evaluation.rows.RowStore`); a folder
+    is resumed, never redoing a finished run, but only with the same recipe, margin, seed and support."""
     from ..io import read_table_header, save_image
     from .budgets import run_budget
 
     out = Path(out)
     (out / "outputs").mkdir(parents=True, exist_ok=True)
     csv = out / "results.csv"
-    if csv.exists():
-        old = read_table_header(csv).get("recipe", "fast")
-        if old != recipe:
-            raise InputError(f"{csv} was made with recipe '{old}', not '{recipe}'; use another --output folder")
-    rows = pd.read_csv(csv, comment="#").to_dict("records") if csv.exists() else []
-    done = {(r["image"], r["mode"], int(r["budget"])) for r in rows}
+    if csv.exists() and (old := read_table_header(csv).get("recipe", "fast")) != recipe:
+        raise InputError(f"{csv} was made with recipe '{old}', not '{recipe}'; use another --output folder")
+    store = RowStore(out / "rows", key=("image", "mode", "budget"),
+                     settings={"recipe": recipe, "margin": margin, "seed": seed, "kernel_size": kernel_size})
+    if csv.exists() and not len(store):  # a folder whose rows are gone (or older than them): its table has them
+        store.seed(pd.read_csv(csv, comment="#"))
     plan = {"scratch": sorted(budgets), "meta": sorted(meta_budgets or budgets)}
-    todo = [(it, m, b) for it in items for m in ("scratch", "meta") for b in plan[m] if (it.name, m, b) not in done]
+    todo = [(it, m, b) for it in items for m in ("scratch", "meta") for b in plan[m] if (it.name, m, int(b)) not in store]
     if todo:
         run_budget(items[0], "meta", 6, init, recipe, margin, seed, device, kernel_size)  # warm-up, not recorded
     top = {m: max(b) for m, b in plan.items()}
@@ -77,11 +79,10 @@ def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=
         if b == top[mode]:
             save_image(out / "outputs" / f"{it.name}__{mode}.png", np.clip(r["_image"], 0, 1))
             np.save(out / "outputs" / f"{it.name}__{mode}_kernel.npy", r["_kernel"])
-        rows.append({k: v for k, v in r.items() if not k.startswith("_")})
-        _write_rows(rows, csv, meta or {})
+        store.add({k: v for k, v in r.items() if not k.startswith("_")})
     if progress:
         progress(len(todo), len(todo), "done")
-    df = pd.DataFrame(rows)
+    df = store.frame()
     order = {it.name: i for i, it in enumerate(items)}
     df = df[df["image"].isin(order)].copy()
     df["_o"] = df["image"].map(order)
