@@ -53,6 +53,10 @@ def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
     (d / "good2.png").write_bytes(good.read_bytes())
     np.save(d / "negative_kernel.npy", -np.ones((5, 5)))
     np.save(d / "box_kernel.npy", np.ones((5, 5)))
+    rows = d / "benchrun" / "rows"  # a bench folder whose rows were made with another recipe
+    rows.mkdir(parents=True)
+    (rows / "settings.json").write_text('{"recipe": "paper", "steps": null, "seed": 0, "kernel_margin": 10, "kernel_size": null}')
+    (rows / "blurry__syn00.json").write_text('{"method": "blurry", "image": "syn00", "psnr": 20.0}')
     o = str(d / "out")
     g = str(good)
     return [
@@ -91,6 +95,7 @@ def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
         ("batch with one bad file", ["deblur", g, str(d / "text.png"), "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "batch")], {}, None),
         ("bench: unknown dataset", ["bench", "nope", "-o", o], {}, None),
         ("bench: unknown method", ["bench", "synthetic", "--n", "1", "--methods", "magic", "-o", o], {}, None),
+        ("bench: resume with other settings", ["bench", "synthetic", "--n", "1", "--methods", "blurry", "-o", str(d / "benchrun")], {}, None),
         ("meta-train: bad kernel range", ["meta-train", "--kernel-min", "9", "--kernel-max", "5", "-o", o], {}, None),
         ("compare: bad budgets", ["compare", "levin", "--budgets", "ten", "-o", o], {}, None),
     ]

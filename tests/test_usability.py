@@ -244,3 +244,19 @@ def test_api_kernel_arrays_are_checked_like_kernel_files(png):
         cbid_meta.deblur(png, kernel=-np.ones((3, 3)))
     res = cbid_meta.deblur(png, kernel=np.ones((3, 3)))
     np.testing.assert_allclose(res.kernel, np.full((3, 3), 1 / 9))
+
+
+def test_a_refused_resume_prints_one_line_and_no_empty_bar(tmp_path):
+    """Resuming a bench folder with other settings: the error line alone (no 0/None progress bar first)."""
+    import subprocess
+    import sys
+
+    rows = tmp_path / "run" / "rows"
+    rows.mkdir(parents=True)
+    (rows / "settings.json").write_text(json.dumps({"recipe": "paper", "steps": None, "seed": 0, "kernel_margin": 10, "kernel_size": None}))
+    (rows / "blurry__syn00.json").write_text(json.dumps({"method": "blurry", "image": "syn00"}))
+    r = subprocess.run([sys.executable, "-c", "import sys; from cbid_meta.cli.main import main; main(sys.argv[1:])",
+                        "bench", "synthetic", "--n", "1", "--methods", "blurry", "-o", str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "120"})
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "recipe 'paper' (now 'fast')" in lines[0], lines

@@ -302,11 +302,11 @@ def bench(
     st = BenchSettings(recipe=recipe, steps=steps, seed=seed, kernel_margin=kernel_margin, kernel_size=kernel_size, device=dev)
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
     with _progress() as progress:
-        task = progress.add_task("bench", total=None)
+        task = progress.add_task("bench", total=None, visible=False)  # shown from the first pair: no empty bar before an error line
         image = progress.add_task("image", total=None, visible=False)
 
         def tick(done, total, label):
-            progress.update(task, completed=done, total=total, description=f"{done}/{total} pairs")
+            progress.update(task, completed=done, total=total, description=f"{done}/{total} pairs", visible=True)
             progress.reset(image, total=None, description=label, visible=done < total)
 
         def step(rec):  # per-iteration bar with its own ETA (a resumed image starts at its checkpoint)
@@ -444,10 +444,10 @@ def compare(
     meta["init"] = str(init) if init is not None else "packaged default"
     meta["recipe"] = recipe
     with _progress() as progress:
-        task = progress.add_task("compare", total=None)
+        task = progress.add_task("compare", total=None, visible=False)  # shown from the first run: no empty bar before an error line
 
         def tick(done, total, label):
-            progress.update(task, completed=done, total=total, description=label)
+            progress.update(task, completed=done, total=total, description=label, visible=True)
 
         df = run_compare(items, meta_init, bl, output, recipe=recipe, margin=margin, seed=seed, device=dev, kernel_size=kernel_size, meta=meta, progress=tick, meta_budgets=ml)
     write_report(df, items, output, meta)
