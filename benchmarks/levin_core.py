@@ -32,7 +32,7 @@ from cbid_meta.io import read_table_header  # noqa: E402
 
 
 def _one(args):
-    name, root, recipe, steps, seed, margin, kernel_dir = args
+    name, root, recipe, steps, seed, margin, kernel_dir, jitter = args
     import torch
 
     from cbid_meta.config import load_recipe
@@ -48,7 +48,10 @@ def _one(args):
     if steps:
         cfg = cfg.with_total_steps(steps, deb.coarsest_scale(*item.blurry.shape) + 1)
         deb = Deblurrer(cfg)
-    res = deb.run(item.blurry)
+    blurry_in = item.blurry
+    if jitter > 0:  # sensitivity check: a perturbation far below 8-bit quantisation (1/255)
+        blurry_in = item.blurry + np.random.default_rng(seed).normal(0.0, jitter, item.blurry.shape)
+    res = deb.run(blurry_in)
     if kernel_dir is not None:  # the estimated kernel, for offline sweeps of the final step
         kernel_dir = Path(kernel_dir)
         kernel_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +88,8 @@ def main(argv=None) -> int:
     ap.add_argument("--kernel-margin", type=int, default=10,
                     help="px added to the true kernel size (Levin's kernels are not centred in their arrays)")
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
+    ap.add_argument("--input-jitter", type=float, default=0.0,
+                    help="add Gaussian noise of this sigma to each blurry input (e.g. 1e-12: how far rounding-level changes move the results)")
     ap.add_argument("--images", default=None, help="comma-separated names, e.g. im1_kernel1,im2_kernel2")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/levin_core.csv"))
     ap.add_argument("--summary", type=Path, default=None, help="markdown summary (default: <out>.md)")
@@ -108,21 +113,21 @@ def main(argv=None) -> int:
         names = names[: a.limit]
     from cbid_meta.evaluation.rows import RowStore
 
-    settings = {"recipe": a.recipe, "steps": a.steps, "seed": a.seed, "kernel_margin": a.kernel_margin}
+    settings = {"recipe": a.recipe, "steps": a.steps, "seed": a.seed, "kernel_margin": a.kernel_margin, "input_jitter": a.input_jitter}
     store = RowStore(a.out.with_suffix(a.out.suffix + ".rows"), key=("image",), settings=settings)
     todo = [n for n in names if (n,) not in store]
     prov = provenance()  # the revision that runs (the tree may change while it runs)
     ctx = mp.get_context("spawn")
     for i, name in enumerate(todo, start=len(names) - len(todo) + 1):
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
-            row = ex.submit(_one, (name, a.data, a.recipe, a.steps, a.seed, a.kernel_margin, a.save_kernels)).result()
+            row = ex.submit(_one, (name, a.data, a.recipe, a.steps, a.seed, a.kernel_margin, a.save_kernels, a.input_jitter)).result()
         store.add(row)
         print(f"[{i}/{len(names)}] {name}: PSNR {row['psnr']:.2f} dB (blurry {row['psnr_blurry']:.2f}), "
               f"kernel NCC {row['kernel_ncc']:.3f}, {row['seconds']:.1f} s, {row['peak_mib']:.0f} MiB", flush=True)
     rows = store.rows()
     df = pd.DataFrame(rows)
     df = df[df["image"].isin(names)].sort_values("image").reset_index(drop=True)
-    meta = prov | {"recipe": a.recipe, "seed": a.seed, "steps": a.steps or "recipe", "kernel_margin": a.kernel_margin}
+    meta = prov | {"recipe": a.recipe, "seed": a.seed, "steps": a.steps or "recipe", "kernel_margin": a.kernel_margin, "input_jitter": a.input_jitter}
     write_table(df, a.out, meta)
     store.clear()
     report(df, meta, a)
