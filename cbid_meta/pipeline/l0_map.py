@@ -29,7 +29,7 @@ from scipy.fft import next_fast_len
 from scipy.sparse.linalg import LinearOperator, cg
 from skimage.transform import resize
 
-from ..physics import centre_kernel, downscale, fit_support, gradient_otfs, psf2otf
+from ..physics import centre_kernel, downscale, fit_support, gradient_otfs, observation_pyramid, psf2otf
 from .nonblind import deconvolve, pad_and_taper
 
 __all__ = ["L0Config", "l0_kernel", "l0_deblur", "trim_support", "refine_kernel", "drop_small_components", "salient_threshold"]
@@ -131,7 +131,7 @@ def _kernel_step(x: np.ndarray, yp: np.ndarray, Dx, Dy, size: int, gamma: float,
     M = np.abs(Xx) ** 2 + np.abs(Xy) ** 2
     c = (size - 1) // 2
 
-    def crop(F):  # adjoint of psf2otf: the support's taps of a spectrum
+    def crop(F):  # adjoint of psf2otf (odd size: tap c at the origin): the support's taps of a spectrum
         return np.roll(np.real(np.fft.ifft2(F)), (c, c), axis=(0, 1))[:size, :size]
 
     if cg_iters > 0 and k_prev is not None and k_prev.shape == (size, size):
@@ -183,10 +183,10 @@ def l0_kernel(y: np.ndarray, config: L0Config | None = None, k_init: np.ndarray 
         # the full pyramid; every level restarts from it and divides it by 1.1 per iteration
         sc = cfg.levels_ratio ** (-(full_levels - 1))
         threshold0 = salient_threshold(downscale(y, sc), _odd(size * sc), cfg.salient)
+    pyramid = observation_pyramid(y, n_levels - 1, "resize", cfg.levels_ratio)
     for level in range(n_levels - 1, -1, -1):
-        scale = cfg.levels_ratio ** (-level)
-        ks = _odd(size * scale) if level else size
-        ys = downscale(y, scale) if level else y
+        ks = _odd(size * cfg.levels_ratio ** (-level)) if level else size
+        ys = pyramid[level]
         if k is None:
             k = np.zeros((ks, ks))
             c = ks // 2
