@@ -89,7 +89,7 @@ def main(argv=None) -> int:
                     help="px added to the true kernel size (Levin's kernels are not centred in their arrays)")
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
     ap.add_argument("--input-jitter", type=float, default=0.0,
-                    help="add Gaussian noise of this sigma to each blurry input (e.g. 1e-12: how far rounding-level changes move the results)")
+                    help="add Gaussian noise of this sigma to each blurry input (e.g. 1e-6, a few float32 steps: how far rounding-level changes move the results)")
     ap.add_argument("--images", default=None, help="comma-separated names, e.g. im1_kernel1,im2_kernel2")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/levin_core.csv"))
     ap.add_argument("--summary", type=Path, default=None, help="markdown summary (default: <out>.md)")
