@@ -253,6 +253,7 @@ def main(argv=None) -> int:
               f"(blurry {row['psnr_blurry']:.2f}, true kernel {row['psnr_true_kernel']:.2f}), kernel NCC {row['kernel_ncc']:.3f}, "
               f"{row['seconds']:.0f} s ({row['s_per_iter']:.3f} s/it), {row['peak_mib']:.0f} MiB", flush=True)
         gather(a, store, a.work, prov)
+    gather(a, store, a.work, prov)  # also when every image was finished already
     return 0
 
 
