@@ -61,7 +61,8 @@ def centre_kernel(k, wrap: bool = False):
     out = _zeros(k, k.shape)
     src = k[..., max(-dy, 0) : kh + min(-dy, 0), max(-dx, 0) : kw + min(-dx, 0)]
     out[..., max(dy, 0) : max(dy, 0) + src.shape[-2], max(dx, 0) : max(dx, 0) + src.shape[-1]] = src
-    return out / out.sum(axis=(-2, -1), keepdims=True) if not isinstance(k, torch.Tensor) else out / out.sum(dim=(-2, -1), keepdim=True)
+    total = out.sum(dim=(-2, -1), keepdim=True) if isinstance(k, torch.Tensor) else out.sum(axis=(-2, -1), keepdims=True)
+    return out / total
 
 
 def fit_support(k, shape: tuple[int, int]):
