@@ -80,8 +80,14 @@ def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=
             save_image(out / "outputs" / f"{it.name}__{mode}.png", np.clip(r["_image"], 0, 1))
             np.save(out / "outputs" / f"{it.name}__{mode}_kernel.npy", r["_kernel"])
         store.add({k: v for k, v in r.items() if not k.startswith("_")})
+        _table(store, items, csv, meta)  # the table so far, after every run
     if progress:
         progress(len(todo), len(todo), "done")
+    return _table(store, items, csv, meta)
+
+
+def _table(store: RowStore, items, csv: Path, meta: dict | None) -> pd.DataFrame:
+    """``results.csv`` from the finished rows of ``items``: by image, scratch before meta, by budget."""
     df = store.frame()
     order = {it.name: i for i, it in enumerate(items)}
     df = df[df["image"].isin(order)].copy()
