@@ -48,7 +48,7 @@ class RowStore:
 
     def __init__(self, folder: str | os.PathLike, key: tuple[str, ...], settings: dict | None = None, stem=None):
         self.folder, self.key = Path(folder), tuple(key)
-        self._stem = stem or (lambda k: "__".join(_text(v) for v in k))
+        self._stem = stem or (lambda k: "__".join(str(v) for v in k))  # path() normalises the key first
         self.folder.mkdir(parents=True, exist_ok=True)
         if settings is not None:
             self._check_settings({k: _plain(v) for k, v in settings.items()})
@@ -106,10 +106,6 @@ class RowStore:
             self.folder.rmdir()
         except OSError:
             pass
-
-
-def _text(v) -> str:
-    return str(_norm(v))
 
 
 def _norm(v):
