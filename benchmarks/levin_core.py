@@ -36,7 +36,7 @@ def _one(args):
     import torch
 
     from cbid_meta.config import load_recipe
-    from cbid_meta.evaluation import deconvolve, error_ratio, kernel_similarity, levin_scores, load_levin
+    from cbid_meta.evaluation import deconvolve, kernel_similarity, levin_row_scores, levin_scores, load_levin
     from cbid_meta.optim import Deblurrer
 
     item = next(d for d in load_levin(root) if d.name == name)
@@ -58,17 +58,18 @@ def _one(args):
         np.save(kernel_dir / f"{name}.npy", res.kernel)
         (kernel_dir / f"{name}.json").write_text(json.dumps({"selection": res.info.get("selection"), "kernel_size": cfg.kernel_size}, indent=1))
     est = res.image.astype(np.float64)
-    sc = levin_scores(est, item.sharp)
     ref = deconvolve(item.blurry, item.kernel)
+    sc = levin_row_scores(est, item.sharp, ref)
     blurry = levin_scores(item.blurry, item.sharp)
     ks_sim = kernel_similarity(res.kernel, item.kernel)
     return {
         "image": name,
         "kernel_size": ks,
         "psnr": sc["psnr"],
+        "psnr_shift5": sc["psnr_shift5"],
         "ssim": sc["ssim"],
         "psnr_blurry": blurry["psnr"],
-        "error_ratio": error_ratio(est, item.sharp, ref),
+        "error_ratio": sc["error_ratio"],
         "kernel_ncc": ks_sim["ncc"],
         "seconds": res.seconds,
         "peak_mib": peak_rss_mib(),
@@ -155,6 +156,7 @@ def report(df: pd.DataFrame, meta: dict, a) -> None:
     summary = {
         "images": len(df),
         "mean PSNR (dB)": df["psnr"].mean(),
+        **({"mean PSNR, 5-px shift search (dB)": df["psnr_shift5"].mean()} if "psnr_shift5" in df else {}),
         "mean PSNR blurry (dB)": df["psnr_blurry"].mean(),
         "mean SSIM": df["ssim"].mean(),
         "mean error ratio": df["error_ratio"].mean(),

@@ -21,6 +21,17 @@ memory, the coordinate encoding of each scale computed once and reused):
   ``loss.backward()`` + ``torch.optim.Adam`` on the modules.
 
 The median over ``--iters`` timed iterations after two warm-up iterations.
+
+``--published`` times the published run itself instead
+(:meth:`cbid_meta.optim.published.PublishedRun` on ``--batch`` problems of one
+shape, stacked and mapped with ``torch.func.vmap``; the final stage's step:
+scale 0, fit only) on ``--device`` (``cpu`` or ``cuda``): seconds per
+iteration of the whole batch (``--iters`` iterations after five warm-up ones,
+timed with the device synchronised at both ends), seconds per image of 5000
+iterations (alone: ``s_per_iter × 5000``; throughput: divided by the batch)
+and the peak GPU memory::
+
+    python benchmarks/paper_speed.py --published --device cuda --widths 128,64,32 --batches 1,8,32 --out benchmarks/results/paper_speed_gpu.csv
 """
 from __future__ import annotations
 
@@ -103,6 +114,60 @@ def time_option(width: int, option: str, size: int, ksize: int, iters: int) -> f
     return statistics.median(times)
 
 
+def time_published(width: int, batch: int, size: int, ksize: int, iters: int, device: str, autocast: str = "none") -> dict:
+    """One row: the published run's final-stage step on ``batch`` problems (see the module doc)."""
+    from cbid_meta.config import load_recipe
+    from cbid_meta.optim.deblur import Stage
+    from cbid_meta.optim.loop import LoopState, optimise
+    from cbid_meta.optim.published import PublishedRun
+
+    dev = torch.device(device)
+    cfg = load_recipe("paper")
+    cfg.image.width, cfg.kernel_size, cfg.image.autocast = width, ksize, autocast
+    run = PublishedRun(cfg, dev)
+    y = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(0)).to(dev)
+    prob, params, group_of = run.setup(y, 1, [cfg.seed + i for i in range(batch)])
+    lrs = {"image": 5e-3, "kernel": 5e-5}
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    state = optimise(prob.batched_loss, LoopState(params), group_of, lrs, [Stage("final", (0,), 5, False, 0.0)], cfg.schedule, record_every=5)
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    t = time.perf_counter()
+    optimise(prob.batched_loss, LoopState(state.params), group_of, lrs, [Stage("final", (0,), iters, False, 0.0)], cfg.schedule, record_every=iters)
+    sync()
+    s = (time.perf_counter() - t) / iters
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    return {"device": name, "torch": torch.__version__, "width": width, "batch": batch, "autocast": autocast, "s_per_iter": s,
+            "s_per_image_alone": s * 5000, "s_per_image_throughput": s * 5000 / batch,
+            "peak_gpu_mib": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else float("nan")}
+
+
+def main_published(a) -> int:
+    rows = []
+    for w in (int(v) for v in a.widths.split(",")):
+        for b in (int(v) for v in a.batches.split(",")):
+            for ac in a.autocast.split(","):
+                r = time_published(w, b, a.size, a.kernel_size, a.iters, a.device, ac)
+                rows.append(r)
+                print(f"{r['device']} width {w:>3} batch {b:>2} {ac:<5} {r['s_per_iter'] * 1000:8.1f} ms/it  "
+                      f"{r['s_per_image_alone']:7.1f} s/image alone  {r['s_per_image_throughput']:6.1f} s/image throughput  "
+                      f"{r['peak_gpu_mib']:8.0f} MiB", flush=True)
+    df = pd.DataFrame(rows)
+    meta = provenance() | {"size": f"{a.size}x{a.size}, kernel {a.kernel_size}", "iters": a.iters, "step": "published final stage (scale 0, fit only)",
+                           "note": "run alone on the machine"}
+    write_table(df, a.out, meta)
+    lines = ["# Seconds per iteration of the published run (PublishedRun, batched)", ""]
+    lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in meta.items()]
+    lines += ["", df.to_markdown(index=False, floatfmt=".4f")]
+    a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--widths", default="128,64,32")
@@ -111,7 +176,13 @@ def main(argv=None) -> int:
     ap.add_argument("--kernel-size", type=int, default=23)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/paper_speed.csv"))
+    ap.add_argument("--published", action="store_true", help="time PublishedRun's batched step (see --device, --batches)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batches", default="1", help="with --published: problems per batch, comma-separated")
+    ap.add_argument("--autocast", default="none", help="with --published: none and/or bf16, comma-separated")
     a = ap.parse_args(argv)
+    if a.published:
+        return main_published(a)
     rows = []
     for w in (int(v) for v in a.widths.split(",")):
         base = None

@@ -74,7 +74,8 @@ class KernelGeneratorConfig:
     """Kernel generator Φk, by registered ``name``.
 
     ``siren`` (published, :class:`~cbid_meta.generators.SirenKernel`) reads
-    ``hidden``, ``layers``, ``omega0``, ``centre``; ``fourier_mlp``
+    ``hidden``, ``layers``, ``omega0``, ``centre`` and ``centring`` (the centring
+    layer's rule, :func:`cbid_meta.physics.roll_to_centre`); ``fourier_mlp``
     (:class:`~cbid_meta.generators.KernelINR`) reads ``hidden`` and the
     fields from ``fourier_features`` on.
     """
@@ -83,6 +84,7 @@ class KernelGeneratorConfig:
     layers: int = 3
     omega0: float = 30.0
     centre: bool = True
+    centring: str = "public"
     fourier_features: int = 32
     fourier_sigma: float = 1.5
     hidden: int = 64
@@ -96,7 +98,8 @@ class LossConfig:
     """Fitting metric M_f, cross-scale metric M_c and weights.
 
     ``fit`` / ``cross``: ``l2`` (mean squared error, the default), ``l1``,
-    ``charbonnier``, ``ssim`` (1 − SSIM: the published fit) or ``dft_l1`` (ℓ1 of
+    ``charbonnier``, ``ssim`` (1 − SSIM over the valid windows), ``ssim_same`` (1 − SSIM
+    with zero-padded windows: the published fit, as the authors' code) or ``dft_l1`` (ℓ1 of
     the DFT difference: the published cross term).  ``cross_weight`` is λ.  ``prior`` names a standard image
     prior (``tv``: total variation, ``l1l2``: normalised gradient sparsity)
     added with weight ``prior_weight`` during stages 1–2 and
@@ -121,11 +124,15 @@ class ScheduleConfig:
     Final:   ``final_steps`` at scale 0 with L_fit only — run only when the image
              comes from the generator (``[restoration] method = "inr"``).
 
-    ``pyramid = "decimate"`` is the published model (``docs/design.md``):
-    scale s observes ``y`` decimated s times, its kernel has ⌈K/2^s⌉ taps,
-    its stage-2 fit compares (x⁽ˢ⁾⊗k⁽ˢ⁾)↓2 with y⁽ˢ⁺¹⁾ and its cross term
-    is :func:`cbid_meta.physics.cross_scale_prediction` against y⁽ˢ⁺¹⁾;
-    ``"cell"``: block means on a shared kernel lattice.
+    ``pyramid = "decimate"`` is the published model (``docs/design.md``,
+    :mod:`cbid_meta.optim.published`): scale s observes ``y`` decimated s times
+    (⌊N/2⌋ samples per step), its kernel has ⌈K/2^s⌉ taps, blur is the
+    authors' correlation; stage 2 is S0 pairs (S0, S0−1), …, (1, 0), the pair
+    ending at scale s fits (x⁽ˢ⁾⋆k⁽ˢ⁾)↓2 to y⁽ˢ⁺¹⁾ plus λ times the cross term
+    :func:`cbid_meta.physics.cross_scale_prediction` against y⁽ˢ⁺¹⁾;
+    ``restarts`` > 1 runs that many seeds of the image as one batch and keeps
+    the one with the lowest final fit loss.
+    ``"cell"``: block means on a shared kernel lattice, stage 2 at S0, …, 0.
     ``total_steps`` > 0 sets the final stage to the steps left of that total;
     ``lr_milestones`` / ``lr_gamma`` are a step decay of both learning rates
     (the published 2000, 4000 and 0.5); ``lr_decay``: the learning rates are
@@ -150,6 +157,7 @@ class ScheduleConfig:
     use_cross: bool = True
     progressive: bool = True
     multiscale: bool = True
+    restarts: int = 1
 
 
 @dataclass

@@ -10,11 +10,14 @@ from scipy.signal import convolve2d, fftconvolve
 from skimage import data
 
 from cbid_meta.evaluation import (
+    MAXSHIFT,
+    MAXSHIFT_LEVIN,
     align_upto_shift,
     deconvolve,
     default_levin_root,
     error_ratio,
     kernel_similarity,
+    levin_row_scores,
     levin_scores,
     load_levin,
     psnr,
@@ -171,3 +174,66 @@ def test_load_levin():
         ratios.append(p_good - psnr(a2, b2))
     # the chosen orientation is clearly the better one on average
     assert np.mean(ratios) > 4.0
+
+
+def _texture(n: int = 80, seed: int = 0) -> np.ndarray:
+    """A smooth random texture in [0, 1]."""
+    t = ndimage.gaussian_filter(np.random.default_rng(seed).random((n, n)), 2.0)
+    return (t - t.min()) / (t.max() - t.min())
+
+
+def test_default_search_is_10_px_and_5_px_is_reported_beside_it():
+    assert MAXSHIFT == 10.0 and MAXSHIFT_LEVIN == 5.0
+    t = _texture()
+    moved = ndimage.shift(t, (7.0, -7.0), order=1, mode="nearest")  # 7 px: inside 10, outside 5
+    s = levin_scores(moved, t)
+    assert s["shift"] == (7.0, -7.0) and s["psnr"] >= 60.0
+    assert max(abs(v) for v in s["shift5"]) <= 5.0
+    assert s["psnr_shift5"] < 40.0 and s["psnr_shift5"] == pytest.approx(levin_scores(moved, t, maxshift=5)["psnr"])
+    r = levin_row_scores(moved, t)
+    assert r["psnr"] == s["psnr"] and r["psnr_shift5"] == s["psnr_shift5"] and math.isnan(r["error_ratio"])
+    # the scorer's default and the explicit 10-px search agree; align_upto_shift has the same default
+    assert align_upto_shift(moved, t)[2] == align_upto_shift(moved, t, maxshift=10)[2] == (7.0, -7.0)
+
+
+def test_psnr_shift5_never_above_psnr():
+    rng = np.random.default_rng(1)
+    for seed in range(6):
+        t = _texture(64, seed)
+        shift = tuple(rng.uniform(-9.0, 9.0, size=2))
+        e = ndimage.shift(t, shift, order=3, mode="nearest") + 0.02 * rng.standard_normal(t.shape)
+        s = levin_scores(e, t)
+        assert s["psnr_shift5"] <= s["psnr"]
+        if max(abs(v) for v in s["shift"]) <= 5.0:
+            assert s["psnr_shift5"] == s["psnr"] and s["shift5"] == s["shift"]
+
+
+def test_error_ratio_aligns_the_reference_at_10_px():
+    t = _texture(72, 3)
+    ref = ndimage.shift(ndimage.gaussian_filter(t, 0.7), (6.0, 0.0), order=1, mode="nearest")  # reference itself off by 6 px
+    est = ndimage.gaussian_filter(t, 1.0)
+    r = levin_row_scores(est, t, ref)
+    assert r["error_ratio"] == pytest.approx(error_ratio(est, t, ref))
+    assert 1.0 < r["error_ratio"] < 20.0  # at 5 px the misaligned reference would make the estimate look far better
+    assert error_ratio(est, t, ref, maxshift=5) < r["error_ratio"]
+
+
+def test_search_matches_a_direct_search():
+    """The FFT-assisted search picks the translation a direct search over every shift picks (ties: first in row-major order)."""
+    t = _texture(48, 4)
+    e = ndimage.shift(t, (2.3, -3.6), order=3, mode="nearest") + 0.01 * np.random.default_rng(2).standard_normal(t.shape)
+    crop, step, ms = 12, 0.5, 4.0
+    grid = step * np.arange(-8, 9)
+    tc = t[crop:-crop, crop:-crop]
+    ys, xs = np.mgrid[crop : 48 - crop, crop : 48 - crop].astype(float)
+    best = None
+    for dy in grid:
+        for dx in grid:
+            a = ndimage.map_coordinates(np.pad(e, 6, mode="edge"), [ys + dy + 6, xs + dx + 6], order=1)
+            sse = float(np.sum((a - tc) ** 2))
+            if best is None or sse < best[0] - 1e-9:
+                best = (sse, dy, dx)
+    assert align_upto_shift(e, t, crop=crop, maxshift=ms, step=step)[2] == (best[1], best[2])
+    # a flat image: every shift ties, the first one wins
+    flat = np.full((40, 40), 0.5)
+    assert align_upto_shift(flat, flat, crop=10, maxshift=2, step=1.0)[2] == (-2.0, -2.0)

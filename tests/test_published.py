@@ -1,4 +1,6 @@
 """The published generators, losses and schedule (recipes/paper.toml)."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,11 +9,11 @@ from skimage.metrics import structural_similarity
 from cbid_meta.config import load_recipe
 from cbid_meta.errors import InputError
 from cbid_meta.generators import FourierUNet, SirenKernel, available_generators, create_generator, fourier_encoding
-from cbid_meta.physics import centre_kernel
+from cbid_meta.physics import centre_kernel, roll_to_centre
 from cbid_meta.losses import dft_l1, metric, ssim
 from cbid_meta.optim import Deblurrer, plan_stages
-from cbid_meta.optim.published import checkpoint_step, published_coarsest_scale, scale_kernel_sizes
-from cbid_meta.physics import conv_valid, cross_scale_prediction, decimate
+from cbid_meta.optim.published import PublishedRun, checkpoint_step, published_coarsest_scale, roll_changes, scale_kernel_sizes, select_by_fit
+from cbid_meta.physics import conv_valid, corr_valid, cross_scale_prediction, decimate, decimate_floor
 
 
 def test_registry_builds_every_generator_by_name():
@@ -23,7 +25,7 @@ def test_registry_builds_every_generator_by_name():
         create_generator("nope", cfg.image)
 
 
-@pytest.mark.parametrize("width,params", [(128, 2_330_897), (64, 629_585), (32, 181_361)])
+@pytest.mark.parametrize("width,params", [(128, 2_329_457), (64, 628_785), (32, 180_881)])
 def test_unet_widths_and_published_parameter_count(width, params):
     net = FourierUNet(width=width)
     assert sum(p.numel() for p in net.parameters()) == params  # 2.33 M + SIREN 12.7 k = the paper's 2.34 M at 128
@@ -110,15 +112,185 @@ def test_proposition1_with_kernels_normalised_at_both_scales(ksize):
     assert not torch.allclose(wrong, decimate(conv_valid(x, k)), atol=1e-3)
 
 
-def test_published_schedule_and_scales():
+@pytest.mark.parametrize("ksize", [4, 5, 7, 10, 14, 27])
+def test_proposition1_with_correlation_holds_at_phase_0_for_odd_and_even_kernels(ksize):
+    """The published model (correlation, floor decimation): the coarse grid is the fine one at phase 0
+    for every kernel size, so the generator's own coarse grid is registered."""
+    g = torch.Generator().manual_seed(ksize)
+    for n in (23, 24):
+        x = torch.rand(1, 1, n + ksize - 1, n + ksize - 1, generator=g, dtype=torch.float64)
+        k = torch.rand(1, 1, ksize, ksize, generator=g, dtype=torch.float64)
+        k = k / k.sum()
+        kc = decimate(k) / decimate(k).sum()
+        target = decimate_floor(corr_valid(x, k))
+        xc = decimate(x)[..., : target.shape[-2] + kc.shape[-2] - 1, : target.shape[-1] + kc.shape[-1] - 1]
+        assert torch.allclose(cross_scale_prediction(x, k, xc, kc, model="corr"), target, atol=1e-12)
+        # with true convolution and phase 0, an even kernel misregisters the coarse grid
+        if ksize % 2 == 0:
+            ref = decimate(conv_valid(x, k))
+            xc0 = decimate(x)[..., : ref.shape[-2] + kc.shape[-2] - 1, : ref.shape[-1] + kc.shape[-1] - 1]
+            assert not torch.allclose(cross_scale_prediction(x, k, xc0, kc), ref, atol=1e-3)
+
+
+def test_centring_public_window_is_stable_at_a_half_tap():
+    """A centroid half a tap right of the centre: the public window keeps one roll under tiny
+    perturbations, the 1-tap rounding window flips between two."""
+    size = 9
+    rolls = {"public": set(), "round": set()}
+    for eps in (-0.01, -0.001, 0.001, 0.01):
+        k = torch.zeros(1, 1, size, size, dtype=torch.float64)
+        c = (size - 1) / 2 + 0.5 + eps  # centroid along the columns: mass split between taps 4 and 5
+        k[0, 0, 4, 4], k[0, 0, 4, 5] = 5 - c, c - 4
+        for rule in rolls:
+            r, shift = roll_to_centre(k, rule)
+            rolls[rule].add(tuple(shift.reshape(-1).tolist()))
+            assert torch.equal(torch.sort(r.flatten()).values, torch.sort(k.flatten()).values)  # a shift, nothing else
+    assert rolls["public"] == {(0, 0)} and len(rolls["round"]) == 2
+    with pytest.raises(ValueError, match="centring rule"):
+        roll_to_centre(k, "nope")
+
+
+def test_roll_changes_counts_chatter():
+    h = [{"stage": "final", "scale": 0, "roll": r} for r in (0, 0, 1, 0, 0)]
+    assert roll_changes(h, per=4) == 2  # two changes in four transitions
+    assert roll_changes(h[:1] + [{"stage": "stage2", "scale": 0, "roll": 5}]) == 0  # a new stage is not chatter
+
+
+def test_ssim_same_padding_is_the_zero_padded_gaussian_window():
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(1)
+    a, b = (torch.tensor(rng.random((1, 1, 30, 37))) for _ in range(2))
+    t = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-(t**2) / (2 * 1.5**2))
+    w = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
+    mu = lambda z: F.conv2d(z, w, padding=5)  # noqa: E731  (the authors' SSIM module)
+    ma, mb = mu(a), mu(b)
+    saa, sbb, sab = mu(a * a) - ma**2, mu(b * b) - mb**2, mu(a * b) - ma * mb
+    ref = (((2 * ma * mb + 1e-4) * (2 * sab + 9e-4)) / ((ma**2 + mb**2 + 1e-4) * (saa + sbb + 9e-4))).mean()
+    assert abs(float(ssim(a, b, padding="same")) - float(ref)) < 1e-12
+    assert abs(float(ssim(a, b, padding="same")) - float(ssim(a, b))) > 1e-4  # the two paddings differ
+    assert float(metric("ssim_same")(a, a)) == pytest.approx(0.0, abs=1e-12)
+
+
+def _tiny_paper(steps=12, width=8):
     cfg = load_recipe("paper")
-    stages = plan_stages(cfg, 1)
-    assert [(s.name, s.scales, s.steps, s.cross) for s in stages] == [
-        ("stage1", (1,), 500, False), ("stage2", (1,), 500, True), ("stage2", (0,), 500, True), ("final", (0,), 3500, False)]
+    cfg.kernel_size, cfg.image.width, cfg.image.depth, cfg.image.channels_last = 9, width, 3, False
+    return cfg.with_total_steps(steps, 1)
+
+
+def test_batched_problems_equal_separate_runs():
+    """Two images with their own seeds, batched (torch.func.vmap) and alone: same gradients at the
+    start of every stage, same losses over the first steps (float rounding; later steps amplify it)."""
+    from cbid_meta.data import demo_pair
+
+    y, _, _ = demo_pair(size=64, kernel_size=9)
+    ys = torch.from_numpy(np.stack([y, np.roll(y, 7, 1)]).astype(np.float32))[:, None]
+    cfg = _tiny_paper()
+    run = PublishedRun(cfg, torch.device("cpu"))
+    batch, params, _ = run.setup(ys, 1, [2024, 5])
+    for i, seed in enumerate((2024, 5)):
+        one, p1, _ = run.setup(ys[i : i + 1], 1, [seed])
+        for k in params:
+            assert torch.equal(params[k][i], p1[k][0])  # each problem starts from its own seed
+        for st in plan_stages(cfg, 1):
+            pb = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+            ps = {k: v.clone().requires_grad_(True) for k, v in p1.items()}
+            tb, _ = batch.batched_loss(pb, st)
+            ts, _ = one.batched_loss(ps, st)
+            assert tb.shape == (2,) and abs(float(tb[i].detach()) - float(ts[0].detach())) < 1e-6
+            gb = torch.autograd.grad(tb.sum(), list(pb.values()))
+            gs = torch.autograd.grad(ts.sum(), list(ps.values()))
+            da = torch.cat([a[i].flatten() for a in gb])
+            db = torch.cat([b[0].flatten() for b in gs])
+            assert float((da - db).norm()) <= 1e-5 * float(db.norm())  # (biases before BatchNorm: zero up to rounding)
+    short = _tiny_paper(steps=6)
+    together = PublishedRun(short, torch.device("cpu")).run_batch(ys, 1, [2024, 5])
+    for i, seed in enumerate((2024, 5)):
+        alone = PublishedRun(short, torch.device("cpu")).run_batch(ys[i : i + 1], 1, [seed])[0]
+        lt = [h["total"] for h in together[i].history][:4]
+        la = [h["total"] for h in alone.history][:4]
+        np.testing.assert_allclose(lt, la, atol=1e-5)
+        assert together[i].info["seed"] == seed and together[i].info["batch"] == 2
+
+
+def test_batched_checkpoint_resume_equals_uninterrupted(tmp_path):
+    from cbid_meta.data import demo_pair
+
+    y, _, _ = demo_pair(size=64, kernel_size=9)
+    ys = torch.from_numpy(np.stack([y, y[::-1].copy()]).astype(np.float32))[:, None]
+    cfg = _tiny_paper(steps=10)
+    full = PublishedRun(cfg, torch.device("cpu")).run_batch(ys, 1, [1, 2])
+    ck = tmp_path / "batch.pt"
+
+    class Stop(Exception):
+        pass
+
+    def stop(rec):
+        if rec["step"] == 7:
+            raise Stop
+
+    with pytest.raises(Stop):
+        PublishedRun(cfg, torch.device("cpu")).run_batch(ys, 1, [1, 2], callback=stop, checkpoint=ck, checkpoint_every=5)
+    assert checkpoint_step(ck) == 5
+    resumed = PublishedRun(cfg, torch.device("cpu")).run_batch(ys, 1, [1, 2], checkpoint=ck, checkpoint_every=5)
+    for a, b in zip(full, resumed):
+        assert b.info["resumed_from"] == 5 and len(b.history) == len(a.history)
+        assert [h["total"] for h in a.history] == [h["total"] for h in b.history]
+        np.testing.assert_array_equal(a.image, b.image)
+    with pytest.raises(InputError, match="another image"):
+        PublishedRun(cfg, torch.device("cpu")).run_batch(ys, 1, [1, 3], checkpoint=ck)  # other seeds
+
+
+def test_restarts_keep_the_lowest_final_fit():
+    from cbid_meta.data import demo_pair
+
+    y, _, _ = demo_pair(size=64, kernel_size=9)
+    cfg = _tiny_paper(steps=8)
+    cfg.schedule.restarts = 3
+    res = Deblurrer(cfg).run(y)
+    fits = [r["final_fit"] for r in res.info["restarts"]]
+    assert [r["seed"] for r in res.info["restarts"]] == [cfg.seed, cfg.seed + 1, cfg.seed + 2]
+    assert res.info["chosen_seed"] == cfg.seed + int(np.argmin(fits))
+    assert select_by_fit([[{"fit": 0.3}], [{"fit": 0.1}], []]) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_published_step_never_waits_for_the_gpu():
+    """Steps 3..12 of a batched run under torch.cuda.set_sync_debug_mode("error"): any read-back raises."""
+    from cbid_meta.data import demo_pair
+    from cbid_meta.optim.loop import LoopState, optimise
+
+    y, _, _ = demo_pair(size=64, kernel_size=9)
+    cfg = _tiny_paper(steps=20)
+    run = PublishedRun(cfg, torch.device("cuda"))
+    ys = torch.from_numpy(np.stack([y, y[::-1].copy()]).astype(np.float32))[:, None].cuda()
+    prob, params, group_of = run.setup(ys, 1, [1, 2])
+    seen = []
+
+    def watch(step, state):
+        seen.append(step)
+        torch.cuda.set_sync_debug_mode("error" if 2 <= step < 12 else 0)
+
+    try:
+        for st in plan_stages(cfg, 1):
+            optimise(prob.batched_loss, LoopState(params), group_of, {"image": 1e-3, "kernel": 1e-5}, [replace(st, steps=12)],
+                     cfg.schedule, after_step=watch, record_every=10**6)
+            seen.clear()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def test_published_schedule_and_scales():
+    """S0 pairs and 5000 - 500 - 500 S0 final iterations: the authors' demo (S0 = 2) and Levin (S0 = 1)."""
+    cfg = load_recipe("paper")
+    plan = lambda s0: [(s.name, s.scales, s.steps, s.cross) for s in plan_stages(cfg, s0)]  # noqa: E731
+    assert plan(2) == [("stage1", (2,), 500, False), ("stage2", (1,), 500, True), ("stage2", (0,), 500, True), ("final", (0,), 3500, False)]
+    assert plan(1) == [("stage1", (1,), 500, False), ("stage2", (0,), 500, True), ("final", (0,), 4000, False)]
     assert sum(s.steps for s in plan_stages(cfg, 2)) == 5000
     assert published_coarsest_scale(27, 255, 255) == 1 and published_coarsest_scale(31, 255, 255) == 2
     assert scale_kernel_sizes(23, 2) == [23, 12, 6]
-    short = cfg.with_total_steps(500, 2)
+    short = cfg.with_total_steps(500, 1)
     assert sum(s.steps for s in plan_stages(short, 1)) == pytest.approx(500, abs=2)
     assert short.schedule.lr_milestones == [200, 400]
 
@@ -135,7 +307,7 @@ def test_published_recipe_refuses_mismatched_generators_and_initialisers():
     cfg = load_recipe("paper")
     cfg.kernel_size = 9
     with pytest.raises(InputError, match="too small"):
-        Deblurrer(cfg.with_total_steps(4, 2)).run(y)  # depth-5 U-Net on a 64-px image
+        Deblurrer(cfg.with_total_steps(4, 1)).run(y[:48, :48])  # depth-5 U-Net: level 1 of a 48-px image is 28 px
 
 
 def test_checkpoint_resume_gives_the_same_run(tmp_path):
@@ -144,7 +316,7 @@ def test_checkpoint_resume_gives_the_same_run(tmp_path):
     y, _, _ = demo_pair(size=64, kernel_size=9)
     cfg = load_recipe("paper")
     cfg.kernel_size, cfg.image.width, cfg.image.depth = 9, 8, 3
-    cfg = cfg.with_total_steps(24, 2)
+    cfg = cfg.with_total_steps(24, 1)
     full = Deblurrer(cfg).run(y)
     ck = tmp_path / "run.pt"
 
@@ -189,7 +361,7 @@ def test_end_to_end_published_run_beats_the_blurry_input():
         cfg.kernel_size, cfg.image.width, cfg.image.depth = 13, 16, 4
         cfg.schedule.lr_kernel, cfg.schedule.lr_image = 5e-4, 1e-2
         cfg.seed = seed
-        cfg = cfg.with_total_steps(500, 2)
+        cfg = cfg.with_total_steps(500, 1)
         res = Deblurrer(cfg).run(y)
         assert res.info["steps"] == 500 and res.info["coarsest_scale"] == 1
         gains.append(levin_scores(res.image.astype(float), x, crop=13)["psnr"] - blurry)

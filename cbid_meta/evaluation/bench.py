@@ -158,15 +158,14 @@ def run_method(method: str, item: BenchItem, st: BenchSettings, checkpoint: Path
 
 
 def score(item: BenchItem, estimate: np.ndarray, kernel: np.ndarray | None, reference: np.ndarray | None) -> dict:
-    """Levin-protocol metrics of one estimate (NaN where no ground truth exists)."""
-    from .metrics import error_ratio, kernel_similarity, levin_scores
+    """Levin-protocol metrics of one estimate (NaN where no ground truth exists): ``psnr`` (±10 px),
+    ``psnr_shift5`` (±5 px), SSIM and error ratio (±10 px; :func:`~cbid_meta.evaluation.metrics.levin_row_scores`)."""
+    from .metrics import kernel_similarity, levin_row_scores
 
-    out = {"psnr": math.nan, "ssim": math.nan, "error_ratio": math.nan, "kernel_ncc": math.nan}
+    out = {"psnr": math.nan, "psnr_shift5": math.nan, "ssim": math.nan, "error_ratio": math.nan, "kernel_ncc": math.nan}
     if item.sharp is not None:
-        s = levin_scores(estimate, item.sharp)
-        out["psnr"], out["ssim"] = s["psnr"], s["ssim"]
-        if reference is not None:
-            out["error_ratio"] = error_ratio(estimate, item.sharp, reference)
+        s = levin_row_scores(estimate, item.sharp, reference)
+        out.update({k: s[k] for k in ("psnr", "psnr_shift5", "ssim", "error_ratio")})
     if kernel is not None and item.kernel is not None:
         out["kernel_ncc"] = kernel_similarity(kernel, item.kernel)["ncc"]
     return out
@@ -261,6 +260,7 @@ def summarize(df, meta: dict, methods=DEFAULT_METHODS) -> str:
     table = g.agg(
         images=("image", "count"),
         psnr=("psnr", "mean"),
+        **({"psnr_shift5": ("psnr_shift5", "mean")} if "psnr_shift5" in df else {}),
         ssim=("ssim", "mean"),
         error_ratio=("error_ratio", "mean"),
         kernel_ncc=("kernel_ncc", "mean"),

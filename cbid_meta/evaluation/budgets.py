@@ -48,9 +48,9 @@ def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, r
            "fit_loss": res.history[-1]["fit"] if res.history else math.nan}
     if item.sharp is not None:
         s = levin_scores(res.image.astype(np.float64), item.sharp)
-        row.update(psnr=s["psnr"], ssim=s["ssim"])
+        row.update(psnr=s["psnr"], psnr_shift5=s["psnr_shift5"], ssim=s["ssim"])
     else:
-        row.update(psnr=math.nan, ssim=math.nan)
+        row.update(psnr=math.nan, psnr_shift5=math.nan, ssim=math.nan)
     row["kernel_ncc"] = kernel_similarity(res.kernel, item.kernel)["ncc"] if item.kernel is not None else math.nan
     row["_image"], row["_kernel"] = res.image, res.kernel
     return row

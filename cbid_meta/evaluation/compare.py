@@ -109,10 +109,10 @@ def references(items) -> pd.DataFrame:
         if it.sharp is None:
             continue
         b = levin_scores(np.asarray(it.blurry, dtype=np.float64), it.sharp)
-        row = {"image": it.name, "blurry_psnr": b["psnr"], "blurry_ssim": b["ssim"]}
+        row = {"image": it.name, "blurry_psnr": b["psnr"], "blurry_psnr_shift5": b["psnr_shift5"], "blurry_ssim": b["ssim"]}
         if it.kernel is not None:
             t = levin_scores(deconvolve(np.asarray(it.blurry, dtype=np.float64), it.kernel), it.sharp)
-            row.update(true_kernel_psnr=t["psnr"], true_kernel_ssim=t["ssim"])
+            row.update(true_kernel_psnr=t["psnr"], true_kernel_psnr_shift5=t["psnr_shift5"], true_kernel_ssim=t["ssim"])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -151,6 +151,7 @@ def _tables(df: pd.DataFrame, refs: pd.DataFrame | None = None) -> dict[str, pd.
     agg = df.groupby(["mode", "budget"], sort=False).agg(
         images=("image", "count"),
         mean_psnr=("psnr", "mean"),
+        **({"mean_psnr_shift5": ("psnr_shift5", "mean")} if "psnr_shift5" in df else {}),
         median_psnr=("psnr", "median"),
         std_psnr=("psnr", "std"),
         mean_ssim=("ssim", "mean"),
@@ -163,6 +164,9 @@ def _tables(df: pd.DataFrame, refs: pd.DataFrame | None = None) -> dict[str, pd.
         if "true_kernel_psnr" in refs:
             ref_rows.append({"mode": "true kernel (non-blind)", "budget": np.nan, "images": int(refs.true_kernel_psnr.notna().sum()), "mean_psnr": refs.true_kernel_psnr.mean(),
                              "median_psnr": refs.true_kernel_psnr.median(), "std_psnr": refs.true_kernel_psnr.std(), "mean_ssim": refs.true_kernel_ssim.mean()})
+        if "mean_psnr_shift5" in agg:
+            for r, col in zip(ref_rows, ("blurry_psnr_shift5", "true_kernel_psnr_shift5")):
+                r["mean_psnr_shift5"] = refs[col].mean() if col in refs else np.nan
         agg = pd.concat([agg, pd.DataFrame(ref_rows)], ignore_index=True)
     out = {"per_budget": agg}
     if df["psnr"].notna().any():

@@ -63,14 +63,14 @@ def _crop_to(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 class _Level(nn.Module):
-    """One level of the skip U-Net: ``concat(skip(x), up(deeper(down(x))))`` → BN → conv 3×3 → conv 1×1."""
+    """One level of the skip U-Net: ``concat(skip(x), up(deeper(down(x))))`` → conv 3×3 → conv 1×1
+    (no BatchNorm on the concatenation itself, as in the authors' ``skip`` network)."""
 
     def __init__(self, cin: int, width: int, skip: int, inner: "_Level | None"):
         super().__init__()
         self.skip = _conv(cin, skip, 1)
         self.down = nn.Sequential(_conv(cin, width, 3, stride=2), _conv(width, width, 3))
         self.inner = inner
-        self.bn = nn.BatchNorm2d(skip + width)
         self.up = nn.Sequential(_conv(skip + width, width, 3), _conv(width, width, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +80,7 @@ class _Level(nn.Module):
         d = F.interpolate(d, scale_factor=2, mode="bilinear", align_corners=False)
         s = self.skip(x)
         h, w = min(s.shape[-2], d.shape[-2]), min(s.shape[-1], d.shape[-1])
-        return self.up(self.bn(torch.cat([_crop_to(s, h, w), _crop_to(d, h, w)], 1)))
+        return self.up(torch.cat([_crop_to(s, h, w), _crop_to(d, h, w)], 1))
 
 
 @register_generator("fourier_unet")

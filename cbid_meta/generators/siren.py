@@ -5,9 +5,9 @@ r"""Kernel generator :math:`\Phi_k` as published: SIREN → softmax over the tap
 
 with sine activations :math:`\sin(\omega_0 (W h + b))`, :math:`\omega_0 = 30`
 and the SIREN initialisation (Sitzmann et al., 2020); the last layer is
-linear.  :math:`\mathcal C` rolls the kernel by the integer shift that moves
-its centroid to the centre tap (as in the public code: the shift is not
-differentiable, the values are).  The kernel is non-negative and sums to 1
+linear.  :math:`\mathcal C` rolls the kernel by a whole-tap shift towards the
+centre (:func:`cbid_meta.physics.roll_to_centre`; rule ``"public"``, the
+authors' window, by default: the shift is not differentiable, the values are).  The kernel is non-negative and sums to 1
 at every scale.
 
 Examples
@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from ..physics import centre_kernel
+from ..physics import roll_to_centre
 from .registry import register_generator
 
 __all__ = ["SirenKernel", "kernel_coords"]
@@ -60,9 +60,11 @@ class SirenKernel(nn.Module):
     layers : sine layers after the first (3 in the public code).
     omega0 : SIREN frequency factor (30).
     centre : apply the centring layer.
+    centring : its rule, ``"public"`` (the authors' two-tap window) or ``"round"``
+        (:func:`cbid_meta.physics.roll_to_centre`).
     """
 
-    def __init__(self, hidden: int = 64, layers: int = 3, omega0: float = 30.0, centre: bool = True):
+    def __init__(self, hidden: int = 64, layers: int = 3, omega0: float = 30.0, centre: bool = True, centring: str = "public"):
         super().__init__()
         mods: list[nn.Module] = [_Sine(2, hidden, omega0, True)] + [_Sine(hidden, hidden, omega0, False) for _ in range(layers)]
         last = nn.Linear(hidden, 1)
@@ -70,19 +72,25 @@ class SirenKernel(nn.Module):
             b = math.sqrt(6 / hidden) / omega0
             last.weight.uniform_(-b, b)
         self.net = nn.Sequential(*mods, last)
-        self.centre = centre
+        self.centre, self.centring = centre, centring
+        roll_to_centre(torch.ones(1, 1, 3, 3) / 9, centring)  # an unknown rule fails here, not mid-run
         self._coords: dict[tuple, torch.Tensor] = {}
 
     pyramid = "decimate"  # renders any support size: the published decimation pyramid
 
     @classmethod
     def from_config(cls, cfg) -> "SirenKernel":
-        return cls(hidden=cfg.hidden, layers=cfg.layers, omega0=cfg.omega0, centre=cfg.centre)
+        return cls(hidden=cfg.hidden, layers=cfg.layers, omega0=cfg.omega0, centre=cfg.centre, centring=cfg.centring)
 
-    def forward(self, coords: torch.Tensor, size: int) -> torch.Tensor:
+    def forward(self, coords: torch.Tensor, size: int, with_shift: bool = False):
+        """Kernel ``(1, 1, size, size)``; with ``with_shift`` also the centring roll ``(1, 1, 2)`` (zeros without centring)."""
         logits = self.net(coords).reshape(1, 1, size, size)
         k = torch.softmax(logits.reshape(1, -1), dim=-1).reshape(1, 1, size, size)
-        return centre_kernel(k, wrap=True) if self.centre else k
+        if self.centre:
+            k, shift = roll_to_centre(k, self.centring)
+        else:
+            shift = torch.zeros(1, 1, 2, dtype=torch.long, device=k.device)
+        return (k, shift) if with_shift else k
 
     def coords(self, size: int) -> torch.Tensor:
         """The (cached) tap coordinates of a ``size × size`` support."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..physics import conv_valid, cross_scale_target, gradient_sparsity
-from .structural import dft_l1, ssim, ssim_loss
+from .structural import dft_l1, ssim, ssim_loss, ssim_same_loss
 
 __all__ = ["dft_l1", "ssim", "ssim_loss", "METRICS", "PRIORS", "metric", "fit_loss", "cross_scale_loss", "total_variation", "normalized_sparsity", "prior"]
 
@@ -44,11 +44,11 @@ def _grad_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.mean((d[..., 1:, :] - d[..., :-1, :]) ** 2) + torch.mean((d[..., :, 1:] - d[..., :, :-1]) ** 2)
 
 
-METRICS = {"l2": _l2, "l1": _l1, "charbonnier": _charbonnier, "grad_l2": _grad_l2, "ssim": ssim_loss, "dft_l1": dft_l1}
+METRICS = {"l2": _l2, "l1": _l1, "charbonnier": _charbonnier, "grad_l2": _grad_l2, "ssim": ssim_loss, "ssim_same": ssim_same_loss, "dft_l1": dft_l1}
 
 
 def metric(name: str):
-    """The distance ``M(a, b)`` called ``name`` (``l2``, ``l1``, ``charbonnier``, ``grad_l2``, ``ssim`` = 1 − SSIM, ``dft_l1``)."""
+    """The distance ``M(a, b)`` called ``name`` (``l2``, ``l1``, ``charbonnier``, ``grad_l2``, ``ssim`` = 1 − SSIM over valid windows, ``ssim_same`` = 1 − SSIM with zero-padded windows, ``dft_l1``)."""
     try:
         return METRICS[name]
     except KeyError:

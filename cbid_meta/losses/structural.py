@@ -5,7 +5,9 @@ SSIM (Wang et al., 2004) with an 11×11 Gaussian window of σ = 1.5, constants
 (co)variances, averaged over the window positions that lie inside the image
 — the definition of ``skimage.metrics.structural_similarity(...,
 gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-data_range=1)``, which the tests check it against.  (torchmetrics' SSIM,
+data_range=1)``, which the tests check it against.  With ``padding="same"`` the windows are
+zero-padded and every pixel's SSIM is averaged (the ``pytorch-ssim`` module of
+the authors' code: ``F.conv2d(..., padding=win // 2)``).  (torchmetrics' SSIM,
 which deepinv wraps, pads and crops differently and differs from
 scikit-image by up to 4e-3 on Levin images, so it is not used.)
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ssim", "ssim_loss", "dft_l1"]
+__all__ = ["ssim", "ssim_loss", "ssim_same_loss", "dft_l1"]
 
 
 def _gauss(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
@@ -24,8 +26,9 @@ def _gauss(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
     return g / g.sum()
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> torch.Tensor:
-    """Mean SSIM of (B, C, H, W) tensors over the valid window positions and all channels.
+def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 11, sigma: float = 1.5, data_range: float = 1.0, padding: str = "valid") -> torch.Tensor:
+    """Mean SSIM of (B, C, H, W) tensors over the window positions and all channels:
+    the valid positions (``padding="valid"``) or every pixel with zero-padded windows (``"same"``).
 
     >>> x = torch.rand(1, 1, 32, 32, dtype=torch.float64)
     >>> float(ssim(x, x))
@@ -35,9 +38,12 @@ def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 11, sigma: float = 1.5, da
     g = _gauss(win, sigma, a)
     gh = g.view(1, 1, win, 1).expand(c, 1, win, 1)
     gw = g.view(1, 1, 1, win).expand(c, 1, 1, win)
+    if padding not in ("valid", "same"):
+        raise ValueError(f"unknown SSIM padding {padding!r} (choose valid or same)")
+    r = win // 2 if padding == "same" else 0
 
     def blur(t):
-        return F.conv2d(F.conv2d(t, gh, groups=c), gw, groups=c)
+        return F.conv2d(F.conv2d(t, gh, padding=(r, 0), groups=c), gw, padding=(0, r), groups=c)
 
     mu_a, mu_b = blur(a), blur(b)
     saa = blur(a * a) - mu_a**2
@@ -51,6 +57,11 @@ def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 11, sigma: float = 1.5, da
 def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     r""":math:`1 - \mathrm{SSIM}(a, b)` (the published fitting metric)."""
     return 1.0 - ssim(a, b)
+
+
+def ssim_same_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    r""":math:`1 - \mathrm{SSIM}(a, b)` with zero-padded same-size windows (the authors' code)."""
+    return 1.0 - ssim(a, b, padding="same")
 
 
 def dft_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

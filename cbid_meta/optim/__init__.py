@@ -1,4 +1,4 @@
 """Per-image optimisation: the progressive coarse-to-fine schedule."""
-from .deblur import Deblurrer, DeblurResult, Stage, plan_stages
+from .deblur import Deblurrer, DeblurResult, Stage, plan_stages, stage2_blocks
 
-__all__ = ["Deblurrer", "DeblurResult", "Stage", "plan_stages"]
+__all__ = ["Deblurrer", "DeblurResult", "Stage", "plan_stages", "stage2_blocks"]

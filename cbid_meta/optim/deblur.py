@@ -28,7 +28,7 @@ from ..physics import observation_pyramid
 from ..pipeline import check_components, finish, restore
 from .loop import LoopState, explicit_params, optimise, sub_params
 
-__all__ = ["Deblurrer", "DeblurResult", "Problem", "Stage", "GROUPS", "plan_stages"]
+__all__ = ["Deblurrer", "DeblurResult", "Problem", "Stage", "GROUPS", "plan_stages", "stage2_blocks"]
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,24 @@ class DeblurResult:
         return {k: v for k, v in self.history[-1].items() if k in ("fit", "cross", "prior", "total")} if self.history else {}
 
 
+def stage2_blocks(cfg: DeblurConfig, s0: int) -> int:
+    """Number of stage-2 blocks for coarsest scale ``s0``: ``s0`` pairs (S0, S0−1), …, (1, 0) in the
+    published model (``pyramid = "decimate"``, the authors' schedule), ``s0 + 1`` on the cell pyramid
+    (scales S0, …, 0, each with the level above it)."""
+    return s0 if cfg.schedule.pyramid == "decimate" else s0 + 1
+
+
 def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
-    """The list of stages for coarsest scale ``s0`` (ablation switches included)."""
+    """The list of stages for coarsest scale ``s0`` (ablation switches included).
+
+    Published model: 500 steps at S0 (fit only), one 500-step pair per step down,
+    the rest at scale 0 — for S0 = 2 (the authors' demo) 500, (2, 1), (1, 0), 3500;
+    for S0 = 1 (Levin) 500, (1, 0), 4000.  A pair (s+1, s) is listed as the stage-2
+    block of scale ``s``: its fit compares (x⁽ˢ⁾⊗k⁽ˢ⁾)↓2 with y⁽ˢ⁺¹⁾.
+    """
     sch, loss = cfg.schedule, cfg.loss
-    n2 = sch.stage2_steps * (s0 + 1)
+    blocks = stage2_blocks(cfg, s0)
+    n2 = sch.stage2_steps * blocks
     if sch.total_steps > 0:
         sch = replace(sch, final_steps=max(sch.total_steps - sch.stage1_steps - n2, 0))
     if cfg.restoration.method != "inr":  # the image is restored non-blind: no image-only final stage
@@ -80,7 +94,7 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
             Stage("final", (0,), sch.final_steps, False, loss.final_prior_weight),
         ]
     stages = [Stage("stage1", (s0,), sch.stage1_steps, False, loss.prior_weight)]
-    for s in range(s0, -1, -1):
+    for s in range(blocks - 1, -1, -1):
         stages.append(Stage("stage2", (s,), sch.stage2_steps, cross, loss.prior_weight))
     stages.append(Stage("final", (0,), sch.final_steps, False, loss.final_prior_weight))
     return [st for st in stages if st.steps > 0]

@@ -11,8 +11,9 @@ generators evaluated at an explicit parameter dict with
 respect to the dict and applies the update of :class:`torch.optim.Adam`
 operation for operation (default betas and eps, a step count per parameter,
 parameters a stage does not use left alone; a test checks the two agree bit
-for bit) with one learning rate per parameter group, scaled by
-:func:`lr_factor` — the one learning-rate schedule.
+for bit), in a few ``torch._foreach_*`` launches per group, with one learning
+rate per parameter group, scaled by :func:`lr_factor` — the one learning-rate
+schedule.  A step never waits for the device (see :func:`optimise`).
 """
 from __future__ import annotations
 
@@ -74,6 +75,32 @@ class LoopState:
         return cls(d["params"], d["m"], d["v"], d["t"], d["steps"], d["history"])
 
 
+def _adam_foreach(state: LoopState, live: list, group_of: dict[str, str], lrs: dict[str, float], f: float, track_updates: bool) -> None:
+    """One Adam update of the ``(name, grad)`` pairs in ``live``: torch.optim.Adam's operations, applied
+    with ``torch._foreach_*`` to every parameter that shares a step count and a learning-rate group
+    (a few kernel launches per group instead of several per tensor; the same arithmetic and rounding)."""
+    groups: dict[tuple[int, str], list] = {}
+    for k, g in live:
+        if k not in state.m:
+            state.m[k], state.v[k], state.steps[k] = torch.zeros_like(g), torch.zeros_like(g), 0
+        state.steps[k] += 1
+        groups.setdefault((state.steps[k], group_of[k]), []).append((k, g))
+    for (n, grp), items in groups.items():
+        ks, gs = [k for k, _ in items], [g for _, g in items]
+        ms, vs, ps = [state.m[k] for k in ks], [state.v[k] for k in ks], [state.params[k] for k in ks]
+        bc1, bc2 = 1 - BETAS[0] ** n, 1 - BETAS[1] ** n
+        torch._foreach_lerp_(ms, gs, 1 - BETAS[0])
+        torch._foreach_mul_(vs, BETAS[1])
+        torch._foreach_addcmul_(vs, gs, gs, value=1 - BETAS[1])
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, bc2**0.5)
+        torch._foreach_add_(denom, EPS)
+        torch._foreach_addcdiv_(ps, ms, denom, value=-(lrs[grp] * f) / bc1)
+        if track_updates:
+            for k, m, d in zip(ks, ms, denom):
+                state.update_sums[k] += (f / bc1) * (m / d)
+
+
 def optimise(
     loss_fn: Callable[[dict, object], tuple[torch.Tensor, dict]],
     state: LoopState,
@@ -85,14 +112,24 @@ def optimise(
     after_step: Callable[[int, LoopState], None] | None = None,
     track_updates: bool = False,
     elapsed: float = 0.0,
+    record_every: int = 1,
 ) -> LoopState:
     """Run ``stages`` from ``state`` (steps ``< state.t`` are skipped: a resumed run).
 
     ``group_of`` maps every trainable parameter name to its group in ``lrs``;
     other entries of ``state.params`` are passed to ``loss_fn`` unchanged.
-    ``callback`` sees each step's record, ``after_step(step, state)`` runs after
-    each update (checkpoints, monitors).  With ``track_updates`` the Adam
-    directions are summed (for first-order Meta-SGD)."""
+    ``loss_fn`` returns a scalar total, or a vector of independent totals
+    (a batch of problems with stacked parameters: the sum is differentiated, and
+    the records hold one value per problem).  ``callback`` sees each step's
+    record, ``after_step(step, state)`` runs after each update (checkpoints,
+    monitors).  With ``track_updates`` the Adam directions are summed (for
+    first-order Meta-SGD).
+
+    Nothing in a step reads a value back to the host: the loss parts stay on
+    the device and are read in one transfer every ``record_every`` steps (and
+    at the end), when their records are appended to the history and passed to
+    ``callback`` — on a GPU the next steps are queued meanwhile.  ``after_step``
+    sees a complete history at steps that are multiples of ``record_every``."""
     trainable = [k for k in state.params if k in group_of]
     fixed = {k: v for k, v in state.params.items() if k not in group_of}
     for k in trainable:
@@ -101,6 +138,19 @@ def optimise(
             state.update_sums.setdefault(k, torch.zeros_like(state.params[k]))
     total_steps = sum(st.steps for st in stages)
     t0 = time.perf_counter() - elapsed
+    pending: list[tuple[dict, list[str], torch.Tensor]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        values = torch.stack([v for _, _, v in pending]).tolist()  # one read-back for the whole block
+        for (rec, names, _), vals in zip(pending, values):
+            rec.update(zip(names, vals))
+            state.history.append(rec)
+            if callback is not None:
+                callback(rec)
+        pending.clear()
+
     step = 0
     for st in stages:
         for i in range(st.steps):
@@ -110,31 +160,22 @@ def optimise(
             f = lr_factor(schedule, st, i, step)
             p = {k: state.params[k] for k in trainable}
             total, parts = loss_fn({**p, **fixed}, st)
-            grads = torch.autograd.grad(total, [p[k] for k in trainable], allow_unused=True)
+            grads = torch.autograd.grad(total.sum() if total.ndim else total, [p[k] for k in trainable], allow_unused=True)
             state.t += 1
             with torch.no_grad():
-                for k, g in zip(trainable, grads):  # torch.optim.Adam's update, operation for operation (same rounding)
-                    if g is None:  # not used by this stage: no update, no step (as torch.optim skips grad None)
-                        continue
-                    if k not in state.m:
-                        state.m[k], state.v[k], state.steps[k] = torch.zeros_like(g), torch.zeros_like(g), 0
-                    m, v = state.m[k], state.v[k]
-                    state.steps[k] += 1
-                    bc1, bc2 = 1 - BETAS[0] ** state.steps[k], 1 - BETAS[1] ** state.steps[k]
-                    m.lerp_(g, 1 - BETAS[0])
-                    v.mul_(BETAS[1]).addcmul_(g, g, value=1 - BETAS[1])
-                    denom = (v.sqrt() / bc2**0.5).add_(EPS)
-                    state.params[k].addcdiv_(m, denom, value=-(lrs[group_of[k]] * f) / bc1)
-                    if track_updates:
-                        state.update_sums[k] += (f / bc1) * (m / denom)
-            rec = {"step": step, "stage": st.name, "scale": st.scales[-1], **{k: float(x.detach()) for k, x in parts.items()},
-                   "total": float(total.detach()), "time": time.perf_counter() - t0, "total_steps": total_steps}
-            state.history.append(rec)
-            if callback is not None:
-                callback(rec)
+                # not used by this stage (grad None): no update, no step (as torch.optim skips grad None)
+                _adam_foreach(state, [(k, g) for k, g in zip(trainable, grads) if g is not None], group_of, lrs, f, track_updates)
+            names = [*parts, "total"]
+            vals = torch.stack([torch.as_tensor(parts[n], device=total.device, dtype=total.dtype).detach().expand(total.shape)
+                                for n in parts] + [total.detach()])
+            rec = {"step": step, "stage": st.name, "scale": st.scales[-1], "time": time.perf_counter() - t0, "total_steps": total_steps}
+            pending.append((rec, names, vals))
             step += 1
+            if step % record_every == 0:
+                flush()
             if after_step is not None:
                 after_step(step, state)
+    flush()
     for k in trainable:
         state.params[k] = state.params[k].detach()
     return state

@@ -5,15 +5,17 @@ from here."""
 from .blur import (
     conv_full,
     conv_valid,
+    corr_valid,
     cross_scale_prediction,
     cross_scale_target,
     decimate,
+    decimate_floor,
     prop1_lhs,
     prop1_rhs,
     qmf_filters,
 )
 from .gradients import forward_differences, gradient_sparsity
-from .kernels import centre_kernel, centroid_shift, fit_support
+from .kernels import centre_kernel, centroid_shift, fit_support, roll_to_centre
 from .operator import BlurOperator, gradient_otfs, psf2otf
 from .pyramid import PYRAMIDS, downscale, observation_pyramid
 
@@ -24,9 +26,11 @@ __all__ = [
     "centroid_shift",
     "conv_full",
     "conv_valid",
+    "corr_valid",
     "cross_scale_prediction",
     "cross_scale_target",
     "decimate",
+    "decimate_floor",
     "downscale",
     "fit_support",
     "forward_differences",
@@ -36,5 +40,6 @@ __all__ = [
     "prop1_lhs",
     "prop1_rhs",
     "psf2otf",
+    "roll_to_centre",
     "qmf_filters",
 ]

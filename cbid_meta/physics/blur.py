@@ -22,6 +22,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "conv_valid",
+    "corr_valid",
+    "decimate_floor",
     "conv_full",
     "decimate",
     "qmf_filters",
@@ -74,6 +76,28 @@ def _conv_valid_direct(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     w = kf.repeat_interleave(c, dim=0)
     y = F.conv2d(x.reshape(1, b * c, *x.shape[-2:]), w, groups=b * c)
     return y.reshape(b, c, *y.shape[-2:])
+
+
+def corr_valid(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    r"""'Valid' 2-D correlation ``y[i, j] = Σ_{m,n} k[m, n] x[i + m, j + n]`` (``F.conv2d``'s
+    convention, the authors' code's blur model): :func:`conv_valid` with the kernel flipped.
+
+    >>> x = torch.zeros(1, 1, 5, 5); x[0, 0, 2, 2] = 1.0
+    >>> corr_valid(x, torch.arange(9.).reshape(1, 1, 3, 3))[0, 0].tolist()  # an impulse gives the kernel back flipped
+    [[8.0, 7.0, 6.0], [5.0, 4.0, 3.0], [2.0, 1.0, 0.0]]
+    """
+    return conv_valid(x, torch.flip(k, dims=(-2, -1)))
+
+
+def decimate_floor(x: torch.Tensor) -> torch.Tensor:
+    """``x[..., 0:2⌊H/2⌋:2, 0:2⌊W/2⌋:2]``: decimation to ``⌊H/2⌋ × ⌊W/2⌋`` samples (the authors'
+    pyramid, top-left phase; :func:`decimate` keeps ``⌈H/2⌉``).
+
+    >>> decimate_floor(torch.arange(5.).reshape(1, 5)).tolist(), decimate(torch.arange(5.).reshape(1, 5)).tolist()
+    ([[0.0, 2.0]], [[0.0, 2.0, 4.0]])
+    """
+    h, w = x.shape[-2:]
+    return x[..., : h // 2 * 2 : 2, : w // 2 * 2 : 2]
 
 
 def conv_full(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -161,7 +185,8 @@ def cross_scale_target(x_fine: torch.Tensor, k_fine: torch.Tensor) -> torch.Tens
     return conv_valid(x_pool, 4.0 * decimate(k_fine))
 
 
-def cross_scale_prediction(x_fine: torch.Tensor, k_fine: torch.Tensor, x_coarse: torch.Tensor, k_coarse: torch.Tensor) -> torch.Tensor:
+def cross_scale_prediction(x_fine: torch.Tensor, k_fine: torch.Tensor, x_coarse: torch.Tensor, k_coarse: torch.Tensor,
+                           model: str = "conv") -> torch.Tensor:
     r"""The published cross-scale prediction of the coarser observation :math:`y^{(s+1)} = y^{(s)}\downarrow_2`.
 
     Proposition 1 rearranged, with kernels that sum to 1 at *both* scales:
@@ -170,18 +195,28 @@ def cross_scale_prediction(x_fine: torch.Tensor, k_fine: torch.Tensor, x_coarse:
               \;-\; \textstyle\sum_{d=1}^{3}\big(x^{(s)}\otimes g_d^{(s)}\big)\downarrow_2,
               \qquad m = \textstyle\sum k^{(s)}\downarrow_2,
 
-    exact when :math:`x^{(s+1)} = x^{(s)}\downarrow_2` (at the phase that meets
-    the even taps) and :math:`k^{(s+1)} = k^{(s)}\downarrow_2 / m`.  The paper
-    writes the factor 4 for an un-normalised :math:`k^{(s+1)} = k^{(s)}\downarrow_2`;
-    since our (and the authors') kernel generator normalises every scale by a
-    softmax, the factor becomes :math:`4m` (≈ 1 for a kernel spread over many
-    taps, 4 for a delta on an even tap).  ``k_coarse`` has :math:`\lceil K/2\rceil`
-    taps; ``x_coarse`` has :math:`\lceil N/2\rceil + \lceil K/2\rceil - 1`
-    samples when ``x_fine`` has ``N + K - 1`` (it stands for ``x_fine`` decimated
-    at phase ``(K - 1) mod 2``); the output has :math:`\lceil N/2\rceil`.
+    exact when :math:`x^{(s+1)}` is :math:`x^{(s)}` decimated at the phase that
+    meets the even taps and :math:`k^{(s+1)} = k^{(s)}\downarrow_2 / m`.  The
+    paper writes the factor 4 for an un-normalised :math:`k^{(s+1)} =
+    k^{(s)}\downarrow_2`; since our (and the authors') kernel generator
+    normalises every scale by a softmax, the factor becomes :math:`4m` (≈ 1 for
+    a kernel spread over many taps, 4 for a delta on an even tap).
+
+    ``model = "corr"`` (the published method, as the authors' code): ``⊗`` is
+    :func:`corr_valid` and ``↓2`` is :func:`decimate_floor`; the even taps meet
+    the image at phase 0 for every kernel size, so the coarse grid is the
+    generator's own (phase-0) grid.  ``model = "conv"``: true convolution and
+    :func:`decimate`; the coarse image then stands for the fine one decimated at
+    phase ``(K - 1) mod 2`` (misregistered by one fine pixel for even ``K``).
     """
+    if model == "corr":
+        blur, down = corr_valid, decimate_floor
+    elif model == "conv":
+        blur, down = conv_valid, decimate
+    else:
+        raise ValueError(f"unknown blur model {model!r} (choose conv or corr)")
     m = decimate(k_fine).sum(dim=(-2, -1), keepdim=True)
-    pred = 4.0 * m * conv_valid(x_coarse, k_coarse)
+    pred = 4.0 * m * blur(x_coarse, k_coarse)
     for g in qmf_filters(k_fine):
-        pred = pred - decimate(conv_valid(x_fine, g))
+        pred = pred - down(blur(x_fine, g))
     return pred

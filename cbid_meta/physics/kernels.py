@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["centroid_shift", "centre_kernel", "fit_support"]
+__all__ = ["centroid_shift", "centre_kernel", "fit_support", "roll_to_centre", "CENTRING_RULES"]
+
+CENTRING_RULES = ("public", "round")
 
 
 def _zeros(k, shape):
@@ -63,6 +65,46 @@ def centre_kernel(k, wrap: bool = False):
     out[..., max(dy, 0) : max(dy, 0) + src.shape[-2], max(dx, 0) : max(dx, 0) + src.shape[-1]] = src
     total = out.sum(dim=(-2, -1), keepdim=True) if isinstance(k, torch.Tensor) else out.sum(axis=(-2, -1), keepdims=True)
     return out / total
+
+
+def roll_to_centre(k: torch.Tensor, rule: str = "public") -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The published kernel generator's centring layer: a circular roll of each kernel by a whole-tap
+    shift computed from its centroid :math:`c` (per axis, ``K`` taps), on the kernel's device.
+
+    * ``"public"`` — the authors' code: shift :math:`\operatorname{trunc}(K/2 - c)`, i.e. no roll while
+      :math:`c` lies in :math:`(K/2 - 1,\, K/2 + 1)`: a window two taps wide, so a centroid that
+      wanders by less than a tap around the centre never changes the roll;
+    * ``"round"`` — :math:`\operatorname{round}((K-1)/2 - c)`: a window one tap wide, whose edge
+      sits half a tap from the centre (a centroid there flips the roll from step to step).
+
+    Returns the rolled kernels and the shifts ``(..., 2)`` (rows, columns).  The shift is not
+    differentiable, the values are; nothing is read back to the host (a gather with indices
+    computed on the device), so the layer works under :func:`torch.func.vmap` and CUDA graphs.
+
+    >>> k = torch.zeros(1, 1, 5, 5); k[..., 0, 1] = 1.0
+    >>> r, shift = roll_to_centre(k)
+    >>> shift.tolist(), torch.nonzero(r[0, 0]).tolist()
+    ([[[2, 1]]], [[2, 2]])
+    """
+    if rule not in CENTRING_RULES:
+        raise ValueError(f"unknown centring rule {rule!r} (choose {' or '.join(CENTRING_RULES)})")
+    kh, kw = k.shape[-2:]
+    with torch.no_grad():
+        iy = torch.arange(kh, device=k.device, dtype=k.dtype)
+        ix = torch.arange(kw, device=k.device, dtype=k.dtype)
+        m = k.sum(dim=(-2, -1)).clamp_min(1e-12)
+        cy = (k.sum(-1) * iy).sum(-1) / m
+        cx = (k.sum(-2) * ix).sum(-1) / m
+        if rule == "public":
+            sy, sx = torch.trunc(kh / 2 - cy), torch.trunc(kw / 2 - cx)
+        else:
+            sy, sx = torch.round((kh - 1) / 2 - cy), torch.round((kw - 1) / 2 - cx)
+        sy, sx = sy.long(), sx.long()
+        idx_y = torch.remainder(torch.arange(kh, device=k.device) - sy[..., None], kh)  # out[i] = k[(i - shift) mod K]
+        idx_x = torch.remainder(torch.arange(kw, device=k.device) - sx[..., None], kw)
+    out = torch.gather(k, -2, idx_y[..., :, None].expand(k.shape))
+    out = torch.gather(out, -1, idx_x[..., None, :].expand(k.shape))
+    return out, torch.stack([sy, sx], -1)
 
 
 def fit_support(k, shape: tuple[int, int]):
