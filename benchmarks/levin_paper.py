@@ -76,7 +76,7 @@ SCORE_COLUMNS = (
     "psnr", "psnr_shift5", "ssim", "error_ratio", "kernel_ncc",
     "psnr_nonblind", "psnr_nonblind_shift5", "ssim_nonblind", "error_ratio_nonblind",
     "psnr_blurry", "psnr_blurry_shift5", "psnr_true_kernel", "psnr_true_kernel_shift5",
-    "shift_y", "shift_x", "shift5_y", "shift5_x",
+    "shift_y", "shift_x", "shift5_y", "shift5_x", "reblur_fit",
 )
 #: Leading columns of the CSV table (the others follow in row order).
 TABLE_COLUMNS = (
@@ -208,6 +208,9 @@ def score_outputs(item, x: np.ndarray, kernel: np.ndarray, delta: np.ndarray | N
         out.update(psnr_nonblind=math.nan, psnr_nonblind_shift5=math.nan, ssim_nonblind=math.nan, error_ratio_nonblind=math.nan)
     out.update({k: refs[k] for k in ("psnr_blurry", "psnr_blurry_shift5", "psnr_true_kernel", "psnr_true_kernel_shift5")})
     out.update(shift_y=s["shift"][0], shift_x=s["shift"][1], shift5_y=s["shift5"][0], shift5_x=s["shift5"][1])
+    from cbid_meta.optim.published import reblur_fit
+
+    out["reblur_fit"] = reblur_fit(x, kernel, item.blurry)  # no ground truth: what the restarts safeguard compares
     return {k: out[k] for k in SCORE_COLUMNS}
 
 
@@ -270,7 +273,9 @@ def run_one(run: Run, a, work: Path) -> RunOutput:
     steps = res.info["steps"]
     info = {"iterations": steps, "seconds": res.seconds, "s_per_iter": res.seconds / max(steps, 1), "peak_mib": pm.mib,
             "kernel_size": res.info["kernel_size"], "s0": res.info["coarsest_scale"], "parameters": res.info["parameters"],
-            "threads": res.info["threads"], "device": res.info["device"], "resumed_from": res.info["resumed_from"]}
+            "threads": res.info["threads"], "device": res.info["device"], "resumed_from": res.info["resumed_from"],
+            "roll_changes_per_1000": res.info.get("roll_changes_per_1000", math.nan),
+            "final_fit": float(np.mean([h["fit"] for h in res.history[-50:]])) if res.history else math.nan}
     return RunOutput(run, res.image, res.restored, res.kernel, info)
 
 
@@ -455,6 +460,39 @@ def rescore(store, work: Path, items: dict, prov: dict | None = None) -> tuple[i
     return done, kept
 
 
+def import_runs(store, work: Path, src: Path, device_name: str | None = None, placement: str | None = None,
+                recipe: str = "paper", kernel_margin: int = 0) -> int:
+    """Copy the finished rows of the work folder ``src`` (same method revision, recipe and margin), with
+    their outputs and curves, into ``work``; rows already there are left alone.  ``device_name`` and
+    ``placement`` are written into the imported rows.  Returns the number of rows imported."""
+    import shutil
+
+    other = row_store(src, recipe, kernel_margin)  # refuses rows of another method revision, recipe or margin
+    n = 0
+    for row in other.rows():
+        key = store.key_of(row)
+        if key in store:
+            continue
+        tag = other.path(other.key_of(row)).stem
+        for name, path in output_paths(src, tag).items():
+            if path.exists():
+                dest = output_paths(work, tag)[name]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+        curve = Path(src) / "curve" / f"{tag}.csv"
+        if curve.exists():
+            (Path(work) / "curve").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(curve, Path(work) / "curve" / curve.name)
+        if device_name:
+            row["device"] = device_name
+        if placement:
+            row["placement"] = placement
+        row["imported_from"] = str(src)
+        store.add(row)
+        n += 1
+    return n
+
+
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and v != v)
 
@@ -578,6 +616,22 @@ def summary_lines(d: pd.DataFrame) -> str:
             below_d = int((per_image["psnr_nonblind"] < per_image["psnr_blurry"] + 3.0).sum())
             text += f"; ∆ image: {below_d} of {len(per_image)} images"
         out += ["", text + "."]
+    multi = d.groupby("image").filter(lambda g: len(g) > 1)
+    if "reblur_fit" in d and not multi.empty and multi["reblur_fit"].notna().all():
+        chosen = multi.loc[multi.groupby("image")["reblur_fit"].idxmin()]
+        best = multi.groupby("image")["psnr"].max()
+        worst = multi.groupby("image")["psnr"].min()
+        seedmean = multi.groupby("image")["psnr"].mean()
+        n = multi.groupby("image").size()
+        out += ["", f"Restarts safeguard on the {len(chosen)} image(s) with several seeds ({int(n.min())}–{int(n.max())} each): keeping per image "
+                    f"the run with the lowest `reblur_fit` (its output re-blurred by its kernel against y; no ground truth) gives a mean "
+                    f"PSNR of x of {chosen['psnr'].mean():.3f} dB (∆ {chosen['psnr_nonblind'].mean():.3f}), against {seedmean.mean():.3f} "
+                    f"for the seed mean, {worst.mean():.3f} for the worst seed and {best.mean():.3f} for the best (an oracle); "
+                    f"it picks the best seed on {int((chosen.set_index('image')['psnr'] == best).sum())} of {len(chosen)} images "
+                    f"and costs one run per seed."]
+    if "roll_changes_per_1000" in d and d["roll_changes_per_1000"].notna().any():
+        r = d["roll_changes_per_1000"].dropna()
+        out += ["", f"Centring chatter: {r.mean():.2f} roll changes per 1000 iterations on average ({r.min():.1f}–{r.max():.1f} over {len(r)} runs)."]
     if "scored_at" in d and (d["scored_at"] != SCORED_AT).any():
         old = d[d["scored_at"] != SCORED_AT]
         out += ["", f"{len(old)} run(s) scored at ±{LEGACY_SCORED_AT} px only (outputs not kept): "
@@ -642,6 +696,10 @@ def main(argv=None) -> int:
     ap.add_argument("--deadline", type=float, default=None, help="seconds since the epoch: batches that would end later are skipped")
     ap.add_argument("--batch-seconds", type=float, default=None, help="with --deadline: estimated seconds of a process's first batch")
     ap.add_argument("--runs", default=None, help=argparse.SUPPRESS)  # a worker's runs: image:seed,...
+    ap.add_argument("--import-from", type=Path, default=None,
+                    help="take the finished rows, outputs and curves of another machine's work folder (e.g. a GPU session's), then re-score them here")
+    ap.add_argument("--device-name", default=None, help="with --import-from: the device the rows ran on (e.g. 'NVIDIA H200')")
+    ap.add_argument("--placement", default=None, help="with --import-from: how they ran (e.g. '8 processes side by side')")
     a = ap.parse_args(argv)
     if a.device.startswith("cuda"):
         import torch
@@ -667,7 +725,10 @@ def main(argv=None) -> int:
 
     items = load_levin(a.data)
     by_name = {d.name: d for d in items}
-    if a.rescore:
+    if a.import_from:
+        n = import_runs(store, a.work, a.import_from, a.device_name, a.placement, a.recipe, a.kernel_margin)
+        print(f"{n} row(s) imported from {a.import_from}", flush=True)
+    if a.rescore or a.import_from:
         done, kept = rescore(store, a.work, by_name, prov)
         print(f"{done} row(s) re-scored from their outputs; {kept} without outputs kept as they were", flush=True)
         gather(a, store, a.work, prov)

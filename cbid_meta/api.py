@@ -169,7 +169,7 @@ def plan(
     estimate_side: int = 384,
 ) -> Plan:
     """Resolve and check every setting of a run on ``image`` (an array from :func:`as_image`)."""
-    from .optim import Deblurrer, plan_stages
+    from .optim import Deblurrer, plan_stages, stage2_blocks
     from .optim.photo import auto_kernel_size, check_region, choose_region, luminance
     from .pipeline import progress_units
 
@@ -200,7 +200,7 @@ def plan(
     s0 = deb.coarsest_scale(rh, rw)
     budget = steps if steps is not None else (meta_init.steps if meta_init is not None else None)
     if budget is not None:
-        cfg = cfg.with_total_steps(budget, s0 + 1)
+        cfg = cfg.with_total_steps(budget, stage2_blocks(cfg, s0))
     n_steps = sum(st.steps for st in plan_stages(cfg, s0))
     whole_gray = (rh, rw) == (h, w) and image.ndim == 2 and (sigma is None or cfg.restoration.method == "inr")
     # the estimation's own units (L0 candidates, restoring the crop; the published run's ∆ image),

@@ -16,8 +16,7 @@ import pandas as pd
 from ..config import load_recipe
 from .datasets import BenchItem
 from .metrics import kernel_similarity, levin_scores
-from ..generators import auto_coarsest_scale
-from ..optim import Deblurrer
+from ..optim import Deblurrer, stage2_blocks
 from ..meta.init import MetaInit
 
 __all__ = ["run_budget", "speedups"]
@@ -39,8 +38,8 @@ def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, r
     cfg.kernel_size = kernel_size
     cfg.seed = seed
     h, w = item.blurry.shape[:2]
-    s0 = auto_coarsest_scale(cfg.kernel_size, h, w) if cfg.schedule.coarsest_scale < 0 else cfg.schedule.coarsest_scale
-    cfg = cfg.with_total_steps(budget, s0 + 1)
+    s0 = Deblurrer(cfg, device).coarsest_scale(h, w)
+    cfg = cfg.with_total_steps(budget, stage2_blocks(cfg, s0))
     t = time.perf_counter()
     res = Deblurrer(cfg, device).run(item.blurry.astype(np.float32), init=init if mode == "meta" else None)
     sec = time.perf_counter() - t

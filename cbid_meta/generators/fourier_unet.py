@@ -26,7 +26,6 @@ True
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F

@@ -25,8 +25,9 @@ image from several seeds) run as one batch: their parameters are stacked and
 the per-problem loss is mapped over them with :func:`torch.func.vmap` — each
 problem keeps its own weights, BatchNorm statistics and Adam state, and the
 result equals separate runs to float rounding (tests).  ``[schedule] restarts
-= R`` uses this as a safeguard: R seeds of one image, the one with the lowest
-final fit loss is returned (no ground truth involved).
+= R`` uses this as a safeguard: R seeds of one image, the one whose estimate
+re-blurred by its kernel fits the observation best (:func:`reblur_fit`) is
+returned (no ground truth involved).
 
 A run can be checkpointed every ``checkpoint_every`` steps and resumed from
 the file (:meth:`PublishedRun.run`), so multi-hour CPU runs survive a stop.
@@ -51,12 +52,12 @@ from ..generators import create_generator, generator_class
 from ..losses import metric
 from ..physics import corr_valid, cross_scale_prediction, decimate_floor
 from .deblur import DeblurResult, Stage, plan_stages
-from .loop import LoopState, explicit_params, optimise, sub_params
+from .loop import LoopState, optimise, sub_params
 
 CHECKPOINT_FORMAT = 3  # stacked loop state of a batch of problems (parameters, Adam moments, step, history)
 
 __all__ = ["checkpoint_step", "check_generators", "published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem",
-           "PublishedRun", "roll_changes", "select_by_fit"]
+           "PublishedRun", "reblur_fit", "roll_changes", "select_by_fit"]
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
@@ -131,11 +132,29 @@ def roll_changes(history: Sequence[dict], per: int = 1000) -> float:
     return per * changes / max(n, 1)
 
 
-def select_by_fit(histories: Sequence[Sequence[dict]], last: int = 50) -> int:
-    """Index of the run whose fit loss, averaged over its last ``last`` steps, is lowest
-    (the restarts safeguard: the blurry image alone decides)."""
-    scores = [float(np.mean([r["fit"] for r in h[-last:]])) if h else math.inf for h in histories]
-    return int(np.argmin(scores))
+def reblur_fit(image: np.ndarray, kernel: np.ndarray, y: np.ndarray, fit: str = "ssim_same") -> float:
+    """How well an estimate explains the blurry image, from the outputs alone (no ground truth):
+    the fit metric between the estimate re-blurred by its kernel and the observation, on the part of
+    ``y`` the cropped estimate determines (``valid`` convolution; ``image`` aligned with ``y`` as
+    :meth:`DecimatedProblem.snapshot` returns it, ``kernel`` a convolution kernel)."""
+    from ..physics import conv_valid
+
+    x = np.asarray(image, dtype=np.float64)
+    yy = np.asarray(y, dtype=np.float64)
+    x = x[..., None] if x.ndim == 2 else x
+    yy = yy[..., None] if yy.ndim == 2 else yy
+    k = torch.from_numpy(np.ascontiguousarray(kernel, dtype=np.float64))[None, None]
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+    pred = conv_valid(xt, k)
+    c = (k.shape[-1] - 1) // 2
+    h, w = pred.shape[-2:]
+    obs = torch.from_numpy(np.ascontiguousarray(yy.transpose(2, 0, 1)))[None][..., c : c + h, c : c + w]
+    return float(metric(fit)(pred, obs))
+
+
+def select_by_fit(scores: Sequence[float]) -> int:
+    """Index of the lowest fit score (the restarts safeguard: the blurry image alone decides)."""
+    return int(np.argmin([s if np.isfinite(s) else math.inf for s in scores]))
 
 
 @dataclass
@@ -367,7 +386,7 @@ class PublishedRun:
 
     def run(self, y_t: torch.Tensor, s0: int, callback: Callable[[dict], None] | None = None, **kw) -> DeblurResult:
         """One image ``(1, C, H, W)``; with ``[schedule] restarts = R > 1`` R seeds of it run as a batch
-        and the one with the lowest final fit loss is returned (its info lists every restart's)."""
+        and the one with the lowest :func:`reblur_fit` is returned (its info lists every restart's)."""
         restarts = max(int(getattr(self.cfg.schedule, "restarts", 1)), 1)
         seeds = [self.cfg.seed + i for i in range(restarts)]
         cb = None if callback is None else (lambda rec: callback(_pick(rec, 0)))
@@ -375,9 +394,11 @@ class PublishedRun:
         if mon is not None:
             kw["monitor"] = lambda step, imgs, ks: mon(step, imgs[0], ks[0])
         results = self.run_batch(y_t.expand(restarts, *y_t.shape[1:]), s0, seeds, callback=cb, **kw)
-        best = select_by_fit([r.history for r in results]) if restarts > 1 else 0
-        res = results[best]
-        if restarts > 1:
-            res.info["restarts"] = [{"seed": r.info["seed"], "final_fit": float(np.mean([h["fit"] for h in r.history[-50:]]))} for r in results]
-            res.info["chosen_seed"] = res.info["seed"]
+        if restarts == 1:
+            return results[0]
+        y = y_t[0].permute(1, 2, 0).detach().cpu().double().numpy()
+        fits = [reblur_fit(r.image, r.kernel, y, self.cfg.loss.fit) for r in results]
+        res = results[select_by_fit(fits)]
+        res.info["restarts"] = [{"seed": r.info["seed"], "reblur_fit": f} for r, f in zip(results, fits)]
+        res.info["chosen_seed"] = res.info["seed"]
         return res

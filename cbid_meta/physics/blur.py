@@ -93,8 +93,9 @@ def decimate_floor(x: torch.Tensor) -> torch.Tensor:
     """``x[..., 0:2⌊H/2⌋:2, 0:2⌊W/2⌋:2]``: decimation to ``⌊H/2⌋ × ⌊W/2⌋`` samples (the authors'
     pyramid, top-left phase; :func:`decimate` keeps ``⌈H/2⌉``).
 
-    >>> decimate_floor(torch.arange(5.).reshape(1, 5)).tolist(), decimate(torch.arange(5.).reshape(1, 5)).tolist()
-    ([[0.0, 2.0]], [[0.0, 2.0, 4.0]])
+    >>> x = torch.arange(25.).reshape(5, 5)
+    >>> decimate_floor(x).tolist(), tuple(decimate(x).shape)
+    ([[0.0, 2.0], [10.0, 12.0]], (3, 3))
     """
     h, w = x.shape[-2:]
     return x[..., : h // 2 * 2 : 2, : w // 2 * 2 : 2]
