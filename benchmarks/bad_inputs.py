@@ -4,15 +4,21 @@
 
 Each case runs ``cbid`` in a fresh process; the table records the exit code,
 the last stderr line, whether a Python traceback appeared and whether any
-output file was left behind.  Written to ``benchmarks/results/bad_inputs.md``.
-The test suite checks the same cases in-process (``tests/test_bad_inputs.py``).
+output file was left behind.  The interrupt cases send SIGINT / SIGTERM to a
+batch once its first image is written.  Written to
+``benchmarks/results/bad_inputs.md``.  The test suite checks the same cases
+in-process (``tests/test_bad_inputs.py``; the interrupts in
+``tests/test_reproducible.py``).
 """
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,42 @@ DISK_FULL = (
     "PIL.Image.Image.save = full\n"
     "from cbid_meta.cli.main import main\nmain(sys.argv[1:])\n"
 )
+
+
+def make_records(d: Path, good: Path) -> None:
+    """Replay records of ``good``: a valid one (not a case), edited into invalid, another package
+    version, an older format, not JSON, its input gone, its initialiser changed since."""
+    import torch
+
+    from cbid_meta import __version__
+    from cbid_meta.api import as_image, plan
+    from cbid_meta.io.record import RECORD_FORMAT, sha256_file
+
+    def record(path: Path, **run) -> dict:
+        p = plan(as_image(path), kernel_size=9, steps=6, mode="scratch", noise="auto")
+        rec = {"format": RECORD_FORMAT, "input": str(path), "versions": {"cbid_meta": __version__, "torch": torch.__version__},
+               "run": {"input": str(path), "input_sha256": sha256_file(path), **p.record(), "output_bits": 8, "panels": False, **run},
+               "outputs": {}}
+        return rec
+
+    def write(name: str, rec) -> None:
+        (d / "records" / name).write_text(rec if isinstance(rec, str) else json.dumps(rec, indent=2))
+
+    (d / "records").mkdir()
+    ok = record(good)
+    write("valid.json", ok)
+    write("edited.json", {**ok, "run": {**ok["run"], "seed": "three"}})
+    write("other_version.json", {**ok, "versions": {**ok["versions"], "cbid_meta": "0.0.1"}})
+    write("older_format.json", {k: v for k, v in ok.items() if k not in ("format", "run")} | {"settings": ok["run"]["config"]})
+    write("not_json.json", json.dumps(ok)[:300])
+    gone = d / "gone.png"
+    gone.write_bytes(good.read_bytes())
+    write("input_gone.json", record(gone))
+    gone.unlink()
+    init = d / "init_then_changed.safetensors"
+    init.write_bytes(b"the file the record was made with")
+    write("init_changed.json", {**ok, "run": {**ok["run"], "mode": "meta", "init": {"path": str(init), "sha256": sha256_file(init), "packaged": False}}})
+    init.write_bytes(b"another file since")
 
 
 def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
@@ -57,8 +99,10 @@ def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
     rows.mkdir(parents=True)
     (rows / "settings.json").write_text('{"recipe": "paper", "steps": null, "seed": 0, "kernel_margin": 10, "kernel_size": null}')
     (rows / "blurry__syn00.json").write_text('{"method": "blurry", "image": "syn00", "psnr": 20.0}')
+    make_records(d, good)
     o = str(d / "out")
     g = str(good)
+    rec = d / "records"
     return [
         ("missing file", ["deblur", str(d / "missing.png"), "-o", o], {}, None),
         ("a directory", ["deblur", str(d), "-o", o], {}, None),
@@ -98,7 +142,58 @@ def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
         ("bench: resume with other settings", ["bench", "synthetic", "--n", "1", "--methods", "blurry", "-o", str(d / "benchrun")], {}, None),
         ("meta-train: bad kernel range", ["meta-train", "--kernel-min", "9", "--kernel-max", "5", "-o", o], {}, None),
         ("compare: bad budgets", ["compare", "levin", "--budgets", "ten", "-o", o], {}, None),
+        ("replay: record missing", ["deblur", "--replay", str(rec / "missing.json"), "-o", o], {}, None),
+        ("replay: edited record (invalid seed)", ["deblur", "--replay", str(rec / "edited.json"), "-o", o], {}, None),
+        ("replay: record of another version", ["deblur", "--replay", str(rec / "other_version.json"), "-o", o], {}, None),
+        ("replay: record of an older format", ["deblur", "--replay", str(rec / "older_format.json"), "-o", o], {}, None),
+        ("replay: record not JSON (cut short)", ["deblur", "--replay", str(rec / "not_json.json"), "-o", o], {}, None),
+        ("replay: input file gone", ["deblur", "--replay", str(rec / "input_gone.json"), "-o", o], {}, None),
+        ("replay: initialiser changed", ["deblur", "--replay", str(rec / "init_changed.json"), "-o", o], {}, None),
+        ("replay: with other options", ["deblur", "--replay", str(rec / "valid.json"), "--seed", "3", "-o", o], {}, None),
     ]
+
+
+def interrupt_cases(d: Path) -> list[tuple[str, list[str], int, Path]]:
+    """(label, argv, signal, file whose appearance triggers the signal): a batch stopped after its first image."""
+    imgs = []
+    for i in range(3):
+        p = d / f"batch_{i}.png"
+        p.write_bytes((d / "good.png").read_bytes())
+        imgs.append(str(p))
+    slow = ["-k", "9", "--steps", "400", "--mode", "scratch"]  # seconds per image: the signal lands mid-batch
+    return [
+        ("SIGINT during a batch, after its first image", ["deblur", *imgs, *slow, "-o", str(d / "int")], signal.SIGINT, d / "int" / "batch_0.json"),
+        ("SIGTERM during a batch, after its first image", ["deblur", *imgs, *slow, "-o", str(d / "term")], signal.SIGTERM, d / "term" / "batch_0.json"),
+        ("SIGINT during bench, after its blurry pairs", ["bench", "synthetic", "--n", "2", "--methods", "blurry,full", "--steps", "400", "-k", "9", "--no-panels", "-o", str(d / "bench_int")],
+         signal.SIGINT, d / "bench_int" / "rows" / "blurry__syn01_astronaut_k17.json"),
+    ]
+
+
+def run_interrupted(cmd: list[str], sig: int, trigger: Path) -> subprocess.CompletedProcess:
+    """Run ``cmd``, send ``sig`` once ``trigger`` exists; SIGINT is delivered even if this script was started with it ignored."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    t = time.monotonic()
+    while not trigger.exists() and p.poll() is None and time.monotonic() - t < 600:
+        time.sleep(0.05)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=600)
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def _message(stderr: str) -> str:
+    """Every ``error:`` / ``interrupted:`` line, else the last line."""
+    err = [line for line in stderr.strip().splitlines() if line.strip()]
+    errs = [line for line in err if line.startswith(("error:", "interrupted:"))]
+    return " / ".join(errs) if errs else (err[-1] if err else "")
+
+
+def _shown(argv: list[str], d: Path) -> str:
+    args = [a.replace(str(d), "…") for a in argv[1:]]
+    batch = [i for i, a in enumerate(args) if a.startswith("…/batch_")]
+    if len(batch) > 2:  # the interrupted batches: first … last input
+        args = args[: batch[0]] + [args[batch[0]], "…", args[batch[-1]]] + args[batch[-1] + 1 :]
+    return " ".join(argv[:1] + args)
 
 
 def files_left(d: Path) -> list[str]:
@@ -114,11 +209,18 @@ def main() -> None:
             before = set(files_left(d))
             cmd = [sys.executable, "-c", code] if code else cbid
             r = subprocess.run([*cmd, *argv], capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
-            err = [line for line in r.stderr.strip().splitlines() if line.strip()]
-            errs = [line for line in err if line.startswith("error:")]
-            msg = " / ".join(errs) if errs else (err[-1] if err else "")
+            msg = _message(r.stderr)
             new = [f for f in files_left(d) if f not in before and not f.startswith(("batch/good", "midbatch/good2"))]
-            rows.append((label, " ".join(argv[:1] + [a.replace(str(d), "…") for a in argv[1:]]), r.returncode, "Traceback" in r.stderr, ", ".join(new) or "none", msg.replace(str(d), "…")))
+            rows.append((label, _shown(argv, d), r.returncode, "Traceback" in r.stderr, ", ".join(new) or "none", msg.replace(str(d), "…")))
+            print(f"{label}: rc={r.returncode} {msg}", flush=True)
+        for label, argv, sig, trigger in interrupt_cases(d):
+            before = set(files_left(d))
+            r = run_interrupted([*cbid, *argv], sig, trigger)
+            msg = _message(r.stderr)
+            new = [f for f in files_left(d) if f not in before]
+            partial = [f for f in new if ".part" in f or f.endswith(".tmp")]
+            left = f"{len(new) - len(partial)} complete file(s)" + (f"; partial: {', '.join(partial)}" if partial else ", no partial file")
+            rows.append((label, _shown(argv, d), r.returncode, "Traceback" in r.stderr, left, msg.replace(str(d), "…")))
             print(f"{label}: rc={r.returncode} {msg}", flush=True)
         # file modes of a good run's outputs under umask 022
         r = subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "sh", *cbid, "deblur", str(d / "good.png"), "-k", "9", "--steps", "6", "--mode", "scratch", "-o", str(d / "modes")],
@@ -133,7 +235,7 @@ def main() -> None:
               "| file | mode |", "|---|---|", *[f"| {k} | {v} |" for k, v in modes.items()]]
     out = ROOT / "benchmarks/results/bad_inputs.md"
     out.write_text("\n".join(lines) + "\n")
-    bad = [r for r in rows if r[2] == 0 or r[3]] + [m for m in modes.values() if m != "0o644"]
+    bad = [r for r in rows if r[2] == 0 or r[3] or "partial:" in r[4]] + [m for m in modes.values() if m != "0o644"]
     print(f"wrote {out}; {len(bad)} case(s) exited 0 or printed a traceback")
     sys.exit(1 if bad else 0)
 

@@ -2,10 +2,10 @@
 # One lent-GPU session, prepared to run unattended inside one command (benchmarks/README.md, "On a lent GPU"):
 #   1. the GPU speed table of the published run (widths 128/64/32, batches 1/8/32; bf16 at width 128, batch 8),
 #      alone on the card: paper_speed_gpu.csv / .md;
-#   2. the published method on Levin at width 128 (all 32 images, seed 2024; the one-per-kernel subset also
-#      seeds 1 and 2) and at width 32 (the subset, seeds 2024, 1, 2): worker processes side by side, one batch
-#      per kernel size each; the extra seeds and the width-32 pass are planned from the speed table so that
-#      every started batch ends inside the budget;
+#   2. the published method on Levin at width 128 (all 32 images, seed 2024, or the one-per-kernel subset
+#      when all do not fit; the subset also seeds 1 and 2 when they fit) and at width 32 (the subset, seeds
+#      2024, 1, 2): worker processes side by side; what runs is planned from the speed table (gpu_plan.py)
+#      so that every started batch ends inside the budget;
 #   3. rows, curves, logs and outputs packed into at most 8 files under $OUT.
 # Usage on the device machine (Levin data copied to LEVIN, a folder inside the repository there):
 #   LEVIN=.levin BUDGET_S=540 bash benchmarks/gpu_session.sh
@@ -41,12 +41,13 @@ timeout 40 $PY benchmarks/paper_speed.py --published --device "$DEVICE" --widths
 # 2. plan from the speed table: seconds per problem-iteration at batch 8 in one process; the workers share
 #    the card, so a pass costs about runs x 5000 x that, and each worker's batch lasts about the whole pass
 PLAN=$($PY benchmarks/gpu_plan.py "$OUT/paper_speed_gpu.csv" "$END" "$WA" "$WB" "${PLAN_STEPS:-5000}")
-read -r EXTRA DOB ESTA ESTB <<< "$PLAN"
+read -r IMAGES EXTRA BATCH DOB ESTA ESTB <<< "$PLAN"
 [ "$EXTRA" = "-" ] && EXTRA=""
-echo "plan: width $WA extra subset seeds '${EXTRA}', width $WB pass ${DOB}, estimated ${ESTA} / ${ESTB} s" | tee -a "$LOG"
+[ "$IMAGES_A" != all ] && IMAGES=$IMAGES_A
+echo "plan: width $WA images $IMAGES, extra subset seeds '${EXTRA}', batch $BATCH, width $WB pass ${DOB}, estimated ${ESTA} / ${ESTB} s" | tee -a "$LOG"
 
-$PY benchmarks/levin_paper.py --device "$DEVICE" --width "$WA" --images "$IMAGES_A" --seeds 2024 --subset-seeds "$EXTRA" \
-  --batch 32 --parallel "$PARALLEL" $STEPS_ARG --deadline $((END - 25)) --batch-seconds "$ESTA" --curve-every 250 \
+$PY benchmarks/levin_paper.py --device "$DEVICE" --width "$WA" --images "$IMAGES" --seeds 2024 --subset-seeds "$EXTRA" \
+  --batch "$BATCH" --parallel "$PARALLEL" $STEPS_ARG --deadline $((END - 25)) --batch-seconds "$ESTA" --curve-every 250 \
   --checkpoint-every 1000000 --work "$W" --out "$W/levin_paper.csv" --curve "$W/levin_paper_curve.csv" >> "$LOG" 2>&1
 if [ "$DOB" = 1 ]; then
   $PY benchmarks/levin_paper.py --device "$DEVICE" --width "$WB" --images subset --seeds 2024,1,2 \

@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None, help="Levin folder (default: ../shared/data/levin)")
     ap.add_argument("--recipe", default="fast")
     ap.add_argument("--steps", type=int, default=None, help="override the recipe's total steps")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None, help="default: the recipe's seed")
     ap.add_argument("--kernel-margin", type=int, default=10,
                     help="px added to the true kernel size (Levin's kernels are not centred in their arrays)")
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
@@ -114,6 +114,10 @@ def main(argv=None) -> int:
         names = names[: a.limit]
     from cbid_meta.evaluation.rows import RowStore
 
+    if a.seed is None:
+        from cbid_meta.config import load_recipe
+
+        a.seed = int(load_recipe(a.recipe).seed)  # as the CLI resolves it (cbid_meta.config.resolve_seed)
     settings = {"recipe": a.recipe, "steps": a.steps, "seed": a.seed, "kernel_margin": a.kernel_margin, "input_jitter": a.input_jitter}
     store = RowStore(a.out.with_suffix(a.out.suffix + ".rows"), key=("image",), settings=settings)
     todo = [n for n in names if (n,) not in store]

@@ -234,6 +234,22 @@ def configure(run: Run, a):
     return cfg, deb
 
 
+def progress_printer(label: str, start: int):
+    """A step callback printing ``label``'s progress (iterations, stage, fit, seconds, ETA) about once a minute."""
+    last = [0.0]
+
+    def progress(rec):
+        if rec["time"] - last[0] > 60 or rec["step"] + 1 == rec["total_steps"]:
+            last[0] = rec["time"]
+            done = rec["step"] + 1
+            eta = (rec["time"] / max(done - start, 1)) * (rec["total_steps"] - done) if done > start else float("nan")
+            fit = rec["fit"] if isinstance(rec["fit"], list) else [rec["fit"]]
+            print(f"  {label}: {done}/{rec['total_steps']} it, {rec['stage']} s{rec['scale']}, fit {', '.join(f'{f:.4f}' for f in fit)}, "
+                  f"{rec['time']:.0f} s, ETA {eta / 60:.1f} min", flush=True)
+
+    return progress
+
+
 def run_one(run: Run, a, work: Path) -> RunOutput:
     """Optimise one run on this process (resuming from its checkpoint), writing its curve as it goes."""
     from cbid_meta.evaluation import kernel_similarity, levin_scores
@@ -257,18 +273,8 @@ def run_one(run: Run, a, work: Path) -> RunOutput:
                      "kernel_ncc": kernel_similarity(ker, item.kernel)["ncc"]})
         pd.DataFrame(rows).to_csv(curve_path, index=False)
 
-    last = [0.0]
-
-    def progress(rec):
-        if rec["time"] - last[0] > 60 or rec["step"] + 1 == rec["total_steps"]:
-            last[0] = rec["time"]
-            done = rec["step"] + 1
-            eta = (rec["time"] / max(done - start, 1)) * (rec["total_steps"] - done) if done > start else float("nan")
-            print(f"  {tag}: {done}/{rec['total_steps']} it, {rec['stage']} s{rec['scale']}, fit {rec['fit']:.4f}, "
-                  f"{rec['time']:.0f} s, ETA {eta / 60:.1f} min", flush=True)
-
     with peak_meter() as pm:
-        res = deb.run(item.blurry.astype(np.float32), callback=progress, checkpoint=ckpt, checkpoint_every=a.checkpoint_every,
+        res = deb.run(item.blurry.astype(np.float32), callback=progress_printer(tag, start), checkpoint=ckpt, checkpoint_every=a.checkpoint_every,
                       monitor=monitor, monitor_every=a.curve_every)
     steps = res.info["steps"]
     info = {"iterations": steps, "seconds": res.seconds, "s_per_iter": res.seconds / max(steps, 1), "peak_mib": pm.mib,
@@ -313,16 +319,7 @@ def run_batch(runs: list[Run], a, work: Path) -> list[RunOutput]:
                          "psnr_shift5": sc["psnr_shift5"], "kernel_ncc": kernel_similarity(ker, r.item.kernel)["ncc"]})
             pd.DataFrame(rows).to_csv(path, index=False)
 
-    last = [0.0]
-    names = ",".join(r.tag for r in runs)
-
-    def progress(rec):
-        if rec["time"] - last[0] > 60 or rec["step"] + 1 == rec["total_steps"]:
-            last[0] = rec["time"]
-            done = rec["step"] + 1
-            eta = (rec["time"] / max(done - start, 1)) * (rec["total_steps"] - done) if done > start else float("nan")
-            print(f"  batch of {len(runs)} ({names}): {done}/{rec['total_steps']} it, {rec['stage']} s{rec['scale']}, "
-                  f"{rec['time']:.0f} s, ETA {eta / 60:.1f} min", flush=True)
+    progress = progress_printer(f"batch of {len(runs)} ({','.join(r.tag for r in runs)})", start)
 
     y = torch.from_numpy(np.stack([r.item.blurry for r in runs]).astype(np.float32))[:, None].to(deb.device)
     s0 = deb.coarsest_scale(*runs[0].item.blurry.shape)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["deblur", "plan", "run", "Plan", "as_image", "check_options", "parse_device", "parse_kernel_size", "resolve_init", "MODES"]
+__all__ = ["deblur", "plan", "replay_plan", "run", "Plan", "as_image", "check_options", "parse_device", "parse_kernel_size", "resolve_init", "MODES"]
 
 MODES = ("meta", "scratch")
 
@@ -147,10 +147,58 @@ class Plan:
     kernel: np.ndarray | None  # a known kernel: non-blind restoration only
     total: int  # progress units: INR steps + kernel candidates + restored channels
     notes: list = field(default_factory=list)
+    seed_source: str = "recipe"  # "recipe" (its ``seed``) or "--seed" (given)
+    kernel_size_auto: bool = False  # the kernel size was estimated (``"auto"``)
+    region_source: str = "chosen"  # "chosen" (the window with the most edges) or "given"
+    kernel_path: str | None = None  # the known kernel's file, when it came from one
 
     @property
     def mode(self) -> str:
+        if self.kernel is not None:
+            return "non-blind"
         return "meta" if self.init is not None else "scratch"
+
+    def record(self) -> dict:
+        """What the run depends on beyond the image, for the ``run`` section of ``<name>.json``
+        (:mod:`cbid_meta.io.record`): recipe values, seed and kernel size with where they came
+        from, region, noise setting, initialiser or known kernel (path and sha256), device,
+        dtype and threads.  The σ an ``"auto"`` noise setting estimates is added after the run."""
+        import torch
+
+        from .io.record import sha256_file
+
+        def ref(path):
+            if path is None:
+                return None
+            return {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
+
+        init = None
+        if self.init is not None:
+            path = self.init.info.get("path")
+            if path is None:
+                raise InputError("the initialiser was given as an object, not a file: a record needs its file (MetaInit.save it first)")
+            from .meta.init import default_init_path
+
+            init = {**ref(path), "packaged": Path(path).resolve() == default_init_path(self.recipe).resolve()}
+        return {
+            "recipe": str(self.recipe),
+            "config": self.config.to_dict(),
+            "seed": int(self.config.seed),
+            "seed_source": self.seed_source,
+            "kernel_size": int(self.config.kernel_size),
+            "kernel_size_auto": self.kernel_size_auto,
+            "mode": self.mode,
+            "init": init,
+            "kernel": ref(self.kernel_path) if self.kernel is not None else None,
+            "region": [int(v) for v in self.region],
+            "region_source": self.region_source,
+            "noise": self.noise,
+            "noise_sigma": self.noise if isinstance(self.noise, float) else None,
+            "device": self.device,
+            "dtype": str(torch.get_default_dtype()).removeprefix("torch."),
+            "autocast": self.config.image.autocast,
+            "threads": torch.get_num_threads(),
+        }
 
 
 def plan(
@@ -163,21 +211,23 @@ def plan(
     init=None,
     region: tuple[int, int, int, int] | None = None,
     noise: float | str | None = "auto",
-    seed: int = 0,
+    seed: int | None = None,
     device: str = "cpu",
     kernel=None,
     estimate_side: int = 384,
 ) -> Plan:
-    """Resolve and check every setting of a run on ``image`` (an array from :func:`as_image`)."""
-    from .optim import Deblurrer, plan_stages, stage2_blocks
+    """Resolve and check every setting of a run on ``image`` (an array from :func:`as_image`).
+
+    ``seed``: the generators' seed; None: the recipe's ``seed`` (:func:`cbid_meta.config.resolve_seed`)."""
+    from .config import resolve_seed
     from .optim.photo import auto_kernel_size, check_region, choose_region, luminance
-    from .pipeline import progress_units
 
     opts = check_options(recipe=recipe, kernel_size=kernel_size, steps=steps, noise=noise, kernel=kernel, init=init, mode=mode)
     ks, sigma, k = opts["kernel_size"], opts["noise"], opts["kernel"]
     dev = parse_device(device)
     cfg = opts["config"]
-    cfg.seed = int(seed)
+    cfg.seed = resolve_seed(recipe, seed) if seed is not None else int(cfg.seed)
+    given = {"seed_source": "recipe" if seed is None else "--seed", "region_source": "chosen" if region is None else "given"}
     lum = luminance(image)
     h, w = lum.shape
     channels = 1 if image.ndim == 2 else image.shape[2]
@@ -187,18 +237,30 @@ def plan(
         if min(h, w) < 2 * k.shape[0]:
             raise InputError(f"image {h}x{w} is too small for a {k.shape[0]}x{k.shape[1]} kernel (need at least {2 * k.shape[0]} px per side)")
         cfg.kernel_size = k.shape[0]
-        return Plan(cfg, recipe, None, region, sigma, dev, k, channels, notes)
+        return Plan(cfg, recipe, None, region, sigma, dev, k, channels, notes, **given,
+                    kernel_path=str(kernel) if isinstance(kernel, (str, Path)) else None)
     meta_init = resolve_init(recipe, init, mode)
     if ks == "auto":
         cfg.kernel_size = auto_kernel_size(lum)
         notes.append(f"kernel size auto: {cfg.kernel_size}")
     elif ks is not None:
         cfg.kernel_size = ks
+    cfg, total = _blind_total(image, cfg, region, sigma, dev, steps if steps is not None else (meta_init.steps if meta_init is not None else None))
+    return Plan(cfg, recipe, meta_init, region, sigma, dev, None, total, notes, **given, kernel_size_auto=ks == "auto")
+
+
+def _blind_total(image: np.ndarray, cfg, region, sigma, dev: str, budget: int | None):
+    """``(config, progress units)`` of a blind run: the config rescaled to ``budget`` steps (None: as
+    it is); the region checked against the kernel support before any work."""
+    from .optim import Deblurrer, plan_stages, stage2_blocks
+    from .pipeline import progress_units
+
+    h, w = image.shape[:2]
+    channels = 1 if image.ndim == 2 else image.shape[2]
     _, _, rh, rw = region
     deb = Deblurrer(cfg, dev)
     deb.check_input(_shape_tensor(rh, rw))  # too small for the kernel: before any work
     s0 = deb.coarsest_scale(rh, rw)
-    budget = steps if steps is not None else (meta_init.steps if meta_init is not None else None)
     if budget is not None:
         cfg = cfg.with_total_steps(budget, stage2_blocks(cfg, s0))
     n_steps = sum(st.steps for st in plan_stages(cfg, s0))
@@ -206,7 +268,55 @@ def plan(
     # the estimation's own units (L0 candidates, restoring the crop; the published run's ∆ image),
     # then the full image's channels unless the estimation ran on all of it
     units = progress_units(cfg) + (1 if cfg.schedule.pyramid == "decimate" else 0) + (0 if whole_gray else channels)
-    return Plan(cfg, recipe, meta_init, region, sigma, dev, None, n_steps + units, notes)
+    return cfg, n_steps + units
+
+
+def _verified(ref: dict, what: str, fallback: Path | None = None) -> Path:
+    """The file a record names (``{"path", "sha256"}``), refused when gone or changed."""
+    from .io.record import sha256_file
+
+    path = Path(ref["path"])
+    if not path.is_file() and fallback is not None and fallback.is_file():
+        path = fallback
+    if not path.is_file():
+        raise InputError(f"the {what} {ref['path']} of the record no longer exists")
+    if sha256_file(path) != ref["sha256"]:
+        raise InputError(f"the {what} {path} has changed since the record (sha256 {sha256_file(path)[:12]}…, recorded {ref['sha256'][:12]}…)")
+    return path
+
+
+def replay_plan(image: np.ndarray, rec: dict) -> Plan:
+    """The :class:`Plan` of a record's ``run`` section (:func:`cbid_meta.io.record.read_record`): its
+    recipe values as recorded (seed, kernel size and step schedule included: nothing re-resolved),
+    region, noise setting, device, and its initialiser or known kernel, each refused unless its
+    sha256 still matches."""
+    from .config import DeblurConfig
+    from .io import load_kernel
+    from .optim.photo import check_region, parse_noise
+
+    try:
+        cfg = DeblurConfig.from_dict(rec["config"])
+    except InputError as exc:
+        raise InputError(f"run.config is not valid ({exc})") from None
+    dev = parse_device(rec["device"])
+    sigma = parse_noise(rec["noise"])
+    h, w = image.shape[:2]
+    region = check_region(rec["region"], h, w)
+    given = {"seed_source": rec["seed_source"], "region_source": rec["region_source"], "kernel_size_auto": rec["kernel_size_auto"]}
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if rec["kernel"] is not None:
+        path = _verified(rec["kernel"], "known kernel")
+        k = load_kernel(path)
+        return Plan(cfg, rec["recipe"], None, region, sigma, dev, k, channels, [], **given, kernel_path=str(path))
+    meta_init = None
+    if rec["init"] is not None:
+        from .meta import MetaInit
+        from .meta.init import default_init_path
+
+        fallback = default_init_path(rec["recipe"]) if rec["init"].get("packaged") else None
+        meta_init = MetaInit.load(_verified(rec["init"], "initialiser", fallback))
+    cfg, total = _blind_total(image, cfg, region, sigma, dev, None)
+    return Plan(cfg, rec["recipe"], meta_init, region, sigma, dev, None, total, [], **given)
 
 
 def _shape_tensor(h: int, w: int):
@@ -247,7 +357,9 @@ def deblur(image, *, progress: Callable[[int, int, str], None] | None = None, **
     region : (top, left, height, width) of the crop the kernel is estimated on (default: chosen).
     noise : σ of the noise, ``"auto"`` (estimated) or None / ``"none"`` (the recipe's weight as is).
     kernel : a known kernel (array or ``.npy`` / image path): non-blind restoration only.
-    seed, device : seed of the generators' initialisation; ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    seed : seed of the generators' initialisation; None (the default): the recipe's ``seed``
+        (``paper``: 2024; ``fast`` sets none: 0).
+    device : ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
     progress : ``progress(done, total, phase)``, called as the run goes.
 
     Returns
@@ -259,4 +371,5 @@ def deblur(image, *, progress: Callable[[int, int, str], None] | None = None, **
     res = run(img, p, progress)
     res.info.setdefault("notes", []).extend(p.notes)
     res.info["mode"] = p.mode
+    res.info["seed"] = int(p.config.seed)
     return res

@@ -35,6 +35,7 @@ __all__ = [
     "RestorationConfig",
     "DeblurConfig",
     "load_recipe",
+    "resolve_seed",
     "recipe_dir",
     "available_recipes",
 ]
@@ -315,3 +316,19 @@ def load_recipe(name_or_path: str | Path = "fast") -> DeblurConfig:
     _, data = read_recipe_toml(name_or_path)
     data.pop("meta", None)
     return DeblurConfig.from_dict(data)
+
+
+def resolve_seed(recipe: str | Path = "fast", seed: int | None = None) -> int:
+    """The seed a run uses: ``seed`` when given, else the recipe's ``seed`` (0 when it sets none).
+
+    The one rule of ``cbid deblur``, ``demo``, ``bench``, ``compare``, the API and the benchmark
+    scripts (``recipes/paper.toml`` sets 2024, ``fast`` none).
+
+    >>> resolve_seed("paper"), resolve_seed("paper", 1), resolve_seed("fast")
+    (2024, 1, 0)
+    """
+    if seed is not None:
+        if isinstance(seed, bool) or not hasattr(seed, "__index__"):
+            raise InputError(f"--seed must be an integer, got {seed!r}")
+        return int(seed)
+    return int(load_recipe(recipe).seed)

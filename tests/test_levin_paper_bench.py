@@ -149,3 +149,37 @@ def test_a_table_of_another_method_revision_is_not_taken(tmp_path):
     df = pd.read_csv(legacy, comment="#")
     assert (df["scored_at"] == 5).all() and df["psnr"].isna().all() and df["psnr_shift5"].notna().all()
     assert math.isclose(df["psnr_shift5"].iloc[0], 29.4229)
+
+
+def test_gpu_plan_fits_the_passes_into_the_budget(tmp_path):
+    """The GPU session's planner: all images when they fit, else the subset one image per process; packing splits by size."""
+    import gpu_plan
+
+    df = pd.DataFrame({"width": [128, 128, 32], "batch": [1, 8, 8], "s_per_iter": [0.03, 0.048, 0.048], "autocast": ["none"] * 3})
+    # 6 ms per problem-iteration at width 128: 32 runs x 5000 x 6.6 ms = 1056 s
+    assert gpu_plan.plan(df, 5000, 128, 32)[:4] == ("all", "1,2", 32, 1)
+    assert gpu_plan.plan(df, 1100, 128, 32)[:3] == ("all", "-", 32)
+    images, extra, batch, dob, ta, _ = gpu_plan.plan(df, 400, 128, 32)
+    assert (images, extra, batch, dob) == ("subset", "-", 1, 0) and ta < 400
+    for i in range(5):
+        np.save(tmp_path / f"r{i}.npy", np.zeros(300_000, dtype=np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert gpu_plan.pack(tmp_path, out, limit=700_000) == 3  # two files per archive of at most 700 kB
+
+
+def test_batched_runs_store_rows_and_import_into_another_work_folder(fake_levin, tmp_path):
+    """--batch: two seeds of one image optimised together (vmap); --import-from takes their rows and outputs."""
+    common = ["--data", str(fake_levin), "--images", "im1_kernel4", "--width", "8", "--steps", "4", "--curve-every", "2"]
+    w1, w2 = tmp_path / "w1", tmp_path / "w2"
+    assert lp.main(common + ["--seeds", "2024,7", "--batch", "2", "--work", str(w1), "--out", str(tmp_path / "a.csv"),
+                             "--curve", str(tmp_path / "a_curve.csv")]) == 0
+    rows = {r["seed"]: r for r in lp.row_store(w1).rows()}
+    assert set(rows) == {2024, 7} and all(r["batch"] == 2 and r["iterations"] == rows[2024]["iterations"] > 0 for r in rows.values())
+    assert rows[2024]["psnr"] != rows[7]["psnr"]  # each problem its own seed
+    assert lp.main(common + ["--work", str(w2), "--out", str(tmp_path / "b.csv"), "--curve", str(tmp_path / "b_curve.csv"),
+                             "--import-from", str(w1), "--device-name", "a GPU"]) == 0
+    moved = {r["seed"]: r for r in lp.row_store(w2).rows()}
+    assert set(moved) == {2024, 7} and all(r["device"] == "a GPU" for r in moved.values())
+    for s in (2024, 7):
+        assert moved[s]["psnr"] == pytest.approx(rows[s]["psnr"], abs=1e-9)  # re-scored here from the copied outputs

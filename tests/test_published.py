@@ -173,6 +173,20 @@ def test_ssim_same_padding_is_the_zero_padded_gaussian_window():
     assert float(metric("ssim_same")(a, a)) == pytest.approx(0.0, abs=1e-12)
 
 
+class _Stop(Exception):
+    pass
+
+
+def _stop_at(step: int):
+    """A step callback that interrupts a run at ``step`` (as a stopped session would)."""
+
+    def stop(rec):
+        if rec["step"] == step:
+            raise _Stop
+
+    return stop
+
+
 def _tiny_paper(steps=12, width=8):
     cfg = load_recipe("paper")
     cfg.kernel_size, cfg.image.width, cfg.image.depth, cfg.image.channels_last = 9, width, 3, False
@@ -222,16 +236,8 @@ def test_batched_checkpoint_resume_equals_uninterrupted(tmp_path):
     cfg = _tiny_paper(steps=10)
     full = PublishedRun(cfg, torch.device("cpu")).run_batch(ys, 1, [1, 2])
     ck = tmp_path / "batch.pt"
-
-    class Stop(Exception):
-        pass
-
-    def stop(rec):
-        if rec["step"] == 7:
-            raise Stop
-
-    with pytest.raises(Stop):
-        PublishedRun(cfg, torch.device("cpu")).run_batch(ys, 1, [1, 2], callback=stop, checkpoint=ck, checkpoint_every=5)
+    with pytest.raises(_Stop):
+        PublishedRun(cfg, torch.device("cpu")).run_batch(ys, 1, [1, 2], callback=_stop_at(7), checkpoint=ck, checkpoint_every=5)
     assert checkpoint_step(ck) == 5
     resumed = PublishedRun(cfg, torch.device("cpu")).run_batch(ys, 1, [1, 2], checkpoint=ck, checkpoint_every=5)
     for a, b in zip(full, resumed):
@@ -332,16 +338,8 @@ def test_checkpoint_resume_gives_the_same_run(tmp_path):
     cfg = cfg.with_total_steps(24, 1)
     full = Deblurrer(cfg).run(y)
     ck = tmp_path / "run.pt"
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_10(rec):
-        if rec["step"] == 9:
-            raise Stop
-
-    with pytest.raises(Stop):
-        Deblurrer(cfg).run(y, callback=stop_at_10, checkpoint=ck, checkpoint_every=5)
+    with pytest.raises(_Stop):
+        Deblurrer(cfg).run(y, callback=_stop_at(9), checkpoint=ck, checkpoint_every=5)
     assert checkpoint_step(ck) == 5 and checkpoint_step(tmp_path / "none.pt") == 0
     resumed = Deblurrer(cfg).run(y, checkpoint=ck, checkpoint_every=5)
     assert resumed.info["resumed_from"] == 5 and resumed.info["steps"] == full.info["steps"]

@@ -48,7 +48,7 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version_cal
 
 
 DEVICE_HELP = "cpu, cuda, cuda:N or mps."
-SEED_HELP = "Random seed of the generators' initialisation (same seed, same machine: same result)."
+SEED_HELP = "Seed of the generators' initialisation. Default: the recipe's `seed` (paper: 2024; fast sets none: 0). Same seed, same machine: same result."
 
 
 def _check_device(device: str) -> str:
@@ -87,13 +87,19 @@ def _versions() -> dict:
             "platform": platform.platform(), "date": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
 
 
-def _run_one(path: Path, outdir: Path, progress: Progress, opts: dict, panels=False, bits=None) -> dict:
-    from ..api import as_image, plan, run
+def _run_one(path: Path, outdir: Path, progress: Progress, make_plan, panels=False, bits=None, written: list | None = None, kernel_path=None) -> dict:
+    """Deblur one input with the plan ``make_plan(image)`` and write its outputs and record;
+    a SIGINT / SIGTERM during the writes is held until every file of this input is written."""
+    from ..api import as_image, run
     from ..io import image_info, save_image, save_json, save_kernel, save_kernel_npy
+    from ..io.record import RECORD_FORMAT, sha256_file
 
     img = as_image(path)  # validates first: missing, directory, not an image, NaN, ...
     info = image_info(path)
-    p = plan(img, **opts)  # every setting resolved and checked before the run
+    p = make_plan(img)  # every setting resolved and checked before the run
+    if kernel_path is not None:
+        p.kernel_path = str(kernel_path)
+    run_rec = {"input": str(Path(path).resolve()), "input_sha256": sha256_file(path), **p.record()}
     notes = list(p.notes)
     if info["alpha"]:
         notes.append("alpha channel dropped (deblurring acts on the colour channels)")
@@ -114,35 +120,86 @@ def _run_one(path: Path, outdir: Path, progress: Progress, opts: dict, panels=Fa
         raise
     stem = path.stem
     out_bits = bits or info["bits"]
-    outdir.mkdir(parents=True, exist_ok=True)
-    save_image(outdir / f"{stem}_deblurred.png", res.image, bits=out_bits)
-    save_kernel(outdir / f"{stem}_kernel.png", res.kernel, zoom=0)
-    save_kernel_npy(outdir / f"{stem}_kernel.npy", res.kernel)
-    if panels:
-        from ..evaluation.panels import panel
-
-        save_image(outdir / f"{stem}_panel.png", panel([img, res.image], [res.kernel]))
+    if run_rec["noise"] == "auto":
+        run_rec["noise_sigma"] = res.info.get("noise_estimate")
+    run_rec.update(output_bits=out_bits, panels=bool(panels))
     est = res.estimate
-    record = {
-        "input": str(path),
-        "input_format": info,
-        "output_bits": out_bits,
-        "recipe": opts.get("recipe", "fast"),
-        "mode": "non-blind (given kernel)" if p.kernel is not None else p.mode,
-        "init": (p.init.info.get("path") if p.init is not None else None),
-        "seconds": round(res.seconds, 3),
-        "notes": notes,
-        "photo": res.info,
-        "final_losses": est.final_losses if est is not None else {},
-        "info": est.info if est is not None else {},
-        "settings": est.config if est is not None else p.config.to_dict(),
-        "kernel": res.kernel.tolist(),
-        "versions": _versions(),
-    }
-    save_json(outdir / f"{stem}.json", record)
+    with _held_signals():
+        outdir.mkdir(parents=True, exist_ok=True)
+        files = [save_image(outdir / f"{stem}_deblurred.png", res.image, bits=out_bits),
+                 save_kernel(outdir / f"{stem}_kernel.png", res.kernel, zoom=0),
+                 save_kernel_npy(outdir / f"{stem}_kernel.npy", res.kernel)]
+        if panels:
+            from ..evaluation.panels import panel
+
+            files.append(save_image(outdir / f"{stem}_panel.png", panel([img, res.image], [res.kernel])))
+        record = {
+            "format": RECORD_FORMAT,
+            "input": str(path),
+            "input_format": info,
+            "output_bits": out_bits,
+            "recipe": str(p.recipe),
+            "mode": "non-blind (given kernel)" if p.kernel is not None else p.mode,
+            "init": (p.init.info.get("path") if p.init is not None else None),
+            "seed": int(p.config.seed),
+            "seconds": round(res.seconds, 3),
+            "notes": notes,
+            "photo": res.info,
+            "final_losses": est.final_losses if est is not None else {},
+            "info": est.info if est is not None else {},
+            "settings": est.config if est is not None else p.config.to_dict(),
+            "kernel": res.kernel.tolist(),
+            "run": run_rec,
+            "outputs": {f.name: sha256_file(f) for f in files},
+            "replay": f"cbid deblur --replay {outdir / (stem + '.json')}",
+            "versions": _versions(),
+        }
+        save_json(outdir / f"{stem}.json", record)
+        if written is not None:
+            written.append(path)
     for n in notes:
         progress.console.print(f"note: {path.name}: {n}", highlight=False, markup=False)
     return record
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread as SIGINT raises KeyboardInterrupt (not an Exception:
+    nothing catches it by accident)."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+INTERRUPTS = (KeyboardInterrupt, _Terminated)
+
+
+def _interrupt_code(exc: BaseException) -> int:
+    """128 + the signal number: 130 for SIGINT, 143 for SIGTERM."""
+    return 143 if isinstance(exc, _Terminated) else 130
+
+
+class _held_signals:
+    """SIGINT / SIGTERM held while one input's files are written (all of them or none), then delivered."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.got, self.old = [], {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, lambda s, f: self.got.append(s))
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        if self.got:  # the handler in place now raises (KeyboardInterrupt, _Terminated), over a write error too
+            signal.raise_signal(self.got[0])
+        return False
 
 
 def _parse_region(region: Optional[str]):
@@ -162,12 +219,13 @@ RECIPE_HELP = "Per-image recipe: fast (the default), paper (the published method
 
 @app.command()
 def deblur(
-    inputs: List[Path] = typer.Argument(..., help="Blurry image file(s) (PNG, JPEG or TIFF; 8 or 16 bit; gray or colour)."),
-    output: Path = typer.Option(Path("cbid_out"), "-o", "--output", help="Output folder."),
+    ctx: typer.Context,
+    inputs: Optional[List[Path]] = typer.Argument(None, help="Blurry image file(s) (PNG, JPEG or TIFF; 8 or 16 bit; gray or colour)."),
+    output: Path = typer.Option(Path("cbid_out"), "-o", "--output", help="Output folder. Default: cbid_out (with --replay: replay/ beside the record)."),
     kernel_size: Optional[str] = typer.Option(None, "--kernel-size", "-k", help=KERNEL_SIZE_HELP),
     recipe: str = typer.Option("fast", "--recipe", "-r", help=RECIPE_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (stages rescaled). Default: the recipe's, or the initialiser's budget in meta mode."),
-    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initialiser (.safetensors). Default: the one packaged for --recipe, if any."),
     mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (start from the initialiser, shortened schedule) or scratch (random start, the recipe's schedule). Default: meta when an initialiser is available."),
@@ -176,19 +234,24 @@ def deblur(
     noise: str = typer.Option("auto", "--noise", help="Noise sigma of the input in [0, 0.5), 'auto' (estimated) or 'none' (the recipe's regularisation as is)."),
     bits: Optional[int] = typer.Option(None, "--bits", help="Output bit depth, 8 or 16. Default: the input's."),
     panels: bool = typer.Option(False, "--panels", help="Also write <name>_panel.png: input | output | estimated kernel."),
+    replay: Optional[Path] = typer.Option(None, "--replay", help="Run again exactly what a <name>.json record of an earlier run lists (input, recipe values, seed, kernel size, region, noise, initialiser, device); takes no other option but -o."),
 ):
-    """Deblur images: writes <name>_deblurred.png, <name>_kernel.png (for viewing), <name>_kernel.npy (sums to 1) and <name>.json per input.
+    """Deblur images: writes <name>_deblurred.png, <name>_kernel.png (for viewing), <name>_kernel.npy (sums to 1) and <name>.json (the record: --replay runs it again) per input.
 
     Colour: the kernel is estimated on the luminance and every channel is restored with it.
     Large photos: the kernel is estimated on a crop, the full image restored tile by tile.
     A failing input is reported in one line and the batch goes on."""
+    if replay is not None:
+        return _replay(ctx, replay, output)
+    if not inputs:
+        raise InputError("give the blurry image file(s) to deblur, or --replay RECORD.json")
     if bits is not None and bits not in (8, 16):
         raise InputError(f"--bits must be 8 or 16, got {bits}")
     _check_output_dir(output)
     opts = {"recipe": recipe, "kernel_size": kernel_size, "steps": steps, "seed": seed, "device": _check_device(device),
             "mode": mode.value if mode is not None else None, "init": init, "region": _parse_region(region), "noise": noise,
             "kernel": kernel}
-    from ..api import check_options
+    from ..api import check_options, plan
 
     # option errors before any file is read; a known kernel is read once for the batch
     opts["kernel"] = check_options(recipe=recipe, kernel_size=kernel_size, steps=steps, noise=noise, kernel=kernel,
@@ -197,30 +260,91 @@ def deblur(
         from ..api import resolve_init
 
         opts["init"] = resolve_init(recipe, init, opts["mode"])
-    failures = 0
-    with _progress() as progress:
-        for path in inputs:
-            try:
-                rec = _run_one(path, output, progress, opts, panels, bits)
-                progress.console.print(f"[green]ok[/] {path} → {output}/{path.stem}_deblurred.png ({rec['seconds']:.1f} s)")
-            except CbidError as exc:
-                failures += 1
-                progress.console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
-            except OSError as exc:  # a write failed for this input: report it, go on with the next
-                failures += 1
-                where = getattr(exc, "filename", None)
-                progress.console.print(f"error: {path}: {exc.strerror or exc}" + (f": {where}" if where else ""), highlight=False, markup=False, soft_wrap=True)
+    _deblur_batch(inputs, output, lambda img: plan(img, **opts), panels, bits, kernel)
+
+
+def _deblur_batch(inputs: list[Path], output: Path, make_plan, panels, bits, kernel_path=None) -> list[dict]:
+    """Each input in turn (an input that fails is one error line; the batch goes on); a SIGINT / SIGTERM
+    ends the batch with one line saying how many inputs were written, exit 130 / 143."""
+    failures, written, records = 0, [], []
+    try:
+        with _progress() as progress:
+            for path in inputs:
+                try:
+                    rec = _run_one(path, output, progress, make_plan, panels, bits, written, kernel_path)
+                    records.append(rec)
+                    progress.console.print(f"[green]ok[/] {path} → {output}/{path.stem}_deblurred.png ({rec['seconds']:.1f} s)")
+                except CbidError as exc:
+                    failures += 1
+                    progress.console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+                except OSError as exc:  # a write failed for this input: report it, go on with the next
+                    failures += 1
+                    where = getattr(exc, "filename", None)
+                    progress.console.print(f"error: {path}: {exc.strerror or exc}" + (f": {where}" if where else ""), highlight=False, markup=False, soft_wrap=True)
+    except INTERRUPTS as exc:
+        n = len(inputs)
+        console.print(f"interrupted: {len(written)} of {n} image{'s' if n != 1 else ''} written to {output}/", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(code=_interrupt_code(exc)) from None
     if failures and len(inputs) == 1:
         raise typer.Exit(code=2)  # the one error line is already printed
     if failures:
         raise _Exit(f"{failures} of {len(inputs)} input(s) failed")
+    return records
+
+
+def _replay(ctx: typer.Context, record: Path, output: Path) -> None:
+    """``cbid deblur --replay NAME.json``: the record's run again, then whether its outputs are identical."""
+    import torch
+
+    from ..api import replay_plan
+    from ..io.record import read_record
+
+    def given(name: str) -> bool:
+        src = ctx.get_parameter_source(name)
+        return src is not None and src.name != "DEFAULT"
+
+    extra = [("input files" if p.name == "inputs" else p.opts[0]) for p in ctx.command.params if p.name not in ("replay", "output") and given(p.name)]
+    if extra:
+        raise InputError(f"--replay runs the record as it is: drop {', '.join(extra)} (only -o goes with it)")
+    rec = read_record(record)
+    run = rec["run"]
+    if not given("output"):
+        output = record.parent / "replay"
+    if output.resolve() == record.parent.resolve():
+        raise InputError(f"-o {output}: the record's own folder; give another one so both runs can be compared")
+    inp = Path(run["input"])
+    if not inp.is_file():
+        raise InputError(f"{record}: its input {inp} no longer exists")
+    from ..io.record import sha256_file
+
+    if sha256_file(inp) != run["input_sha256"]:
+        raise InputError(f"{record}: its input {inp} has changed since the record (sha256 differs)")
+    _check_output_dir(output)
+    if torch.get_num_threads() != run["threads"]:
+        torch.set_num_threads(run["threads"])  # the same reduction order as the recorded run
+    if rec["versions"].get("torch") != torch.__version__:
+        console.print(f"note: recorded with torch {rec['versions'].get('torch')}, this is torch {torch.__version__}: the output may differ", highlight=False, markup=False)
+
+    def make_plan(img):
+        try:
+            return replay_plan(img, run)
+        except InputError as exc:
+            raise InputError(f"{record}: {exc}") from None
+
+    new = _deblur_batch([inp], output, make_plan, run["panels"], run["output_bits"])[0]
+    old, now = rec.get("outputs") or {}, new["outputs"]
+    same = [n for n in now if old.get(n) == now[n]]
+    if len(same) == len(now) == len(old):
+        console.print(f"replay of {record}: outputs identical to the record's (sha256)", highlight=False, markup=False)
+    else:
+        console.print(f"replay of {record}: {len(now) - len(same)} of {len(now)} output file(s) differ from the record's ({', '.join(n for n in now if n not in same)})", highlight=False, markup=False)
 
 
 @app.command()
 def demo(
     output: Path = typer.Option(Path("cbid_demo"), "-o", "--output", help="Output folder."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps."),
-    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the demo's blur kernel and of the generators' initialisation. Default: the fast recipe's `seed` (none: 0)."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (the packaged initialiser, when installed) or scratch. Default: meta when an initialiser is packaged."),
 ):
@@ -228,12 +352,14 @@ def demo(
     import numpy as np
 
     from ..api import plan, run
+    from ..config import resolve_seed
     from ..data import demo_pair
     from ..evaluation import levin_scores
     from ..io import save_image, save_json, save_kernel, save_kernel_npy
 
     dev = _check_device(device)
     _check_output_dir(output)
+    seed = resolve_seed("fast", seed)
     y, x, k = demo_pair(size=128, kernel_size=15, seed=seed)
     # true support 15 + the benchmark's 10-px margin; the noise-free demo keeps the recipe's weight
     p = plan(y, kernel_size=25, steps=steps, mode=mode.value if mode else None, seed=seed, device=dev, noise=None)
@@ -251,7 +377,7 @@ def demo(
     save_kernel_npy(output / "demo_kernel.npy", res.kernel)
     info = res.estimate.info
     save_json(output / "demo.json", {"psnr_blurry": before["psnr"], "psnr_deblurred": after["psnr"], "seconds": res.seconds,
-                                     "mode": p.mode, "info": info, "versions": _versions()})
+                                     "mode": p.mode, "seed": seed, "info": info, "versions": _versions()})
     console.print(
         f"demo ({p.mode} mode, {info['steps']} steps): PSNR {before['psnr']:.2f} dB (blurry) → {after['psnr']:.2f} dB (deblurred) in {res.seconds:.1f} s; outputs in {output}/"
     )
@@ -274,7 +400,7 @@ def bench(
     panels: bool = typer.Option(True, "--panels/--no-panels", help="Write per-image PNG panels."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the gathered results table here."),
     md: Optional[Path] = typer.Option(None, "--md", help="Also write the summary here."),
-    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the generators' initialisation (default: the recipe's `seed`; paper: 2024, fast: 0) and of the synthetic set (default: 0); every row records it."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ):
     """Benchmark methods x images: results.csv, summary.md and panels in OUTPUT (resumable; shard with torchrun/accelerate)."""
@@ -297,11 +423,16 @@ def bench(
     sizes = tuple(range(13, max_kernel + 1, 4)) or (max_kernel,)
     if sizes[-1] != max_kernel:
         sizes = sizes + (max_kernel + 1 - max_kernel % 2,)
-    items = load_dataset(dataset, data, limit, n=n_images, noise=synthetic_noise, seed=seed, kernel_sizes=sizes)
+    from ..config import resolve_seed
+
+    run_seed = resolve_seed(recipe, seed)  # an unknown recipe: one error line before any run
+    items = load_dataset(dataset, data, limit, n=n_images, noise=synthetic_noise, seed=seed if seed is not None else 0, kernel_sizes=sizes)
     meta = _provenance("cbid " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    st = BenchSettings(recipe=recipe, steps=steps, seed=seed, kernel_margin=kernel_margin, kernel_size=kernel_size, device=dev)
+    meta["seed"] = run_seed
+    st = BenchSettings(recipe=recipe, steps=steps, seed=run_seed, kernel_margin=kernel_margin, kernel_size=kernel_size, device=dev)
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
-    with _progress() as progress:
+    pairs = [(m, it.name) for m in names for it in items]  # run_bench's order
+    with _interrupt_says(lambda: _resume_line(output, pairs, "pairs", "{} · {}")), _progress() as progress:
         task = progress.add_task("bench", total=None, visible=False)  # shown from the first pair: no empty bar before an error line
         image = progress.add_task("image", total=None, visible=False)
 
@@ -409,7 +540,7 @@ def compare(
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
     kernel_size: Optional[str] = typer.Option(None, "--kernel-size", "-k", help="Kernel support in pixels (odd), or 'auto' to estimate it per image. Default: the true kernel's size + --kernel-margin (data without true kernels need it)."),
     kernel_margin: Optional[int] = typer.Option(None, "--kernel-margin", help="Pixels added to the true size (default: the initialiser's)."),
-    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP + " Every row records it."),
     output: Path = typer.Option(Path("cbid_compare"), "-o", "--output", help="Report folder (resumes if it holds results.csv)."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ):
@@ -425,9 +556,9 @@ def compare(
     dev = _check_device(device)
     bl = _budget_list(budgets, "--budgets")
     ml = _budget_list(meta_budgets, "--meta-budgets") if meta_budgets is not None else bl
-    from ..config import load_recipe
+    from ..config import resolve_seed
 
-    load_recipe(recipe)  # an unknown recipe is one error line before any run
+    seed = resolve_seed(recipe, seed)  # an unknown recipe is one error line before any run
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
     meta_init = MetaInit.load(init) if init is not None else load_default_init(recipe)
@@ -443,7 +574,9 @@ def compare(
     meta["device"] = dev
     meta["init"] = str(init) if init is not None else "packaged default"
     meta["recipe"] = recipe
-    with _progress() as progress:
+    meta["seed"] = seed
+    runs = [(it.name, m, b) for it in items for m, bs in (("scratch", bl), ("meta", ml)) for b in sorted(bs)]  # run_compare's order
+    with _interrupt_says(lambda: _resume_line(output, runs, "runs", "{} {}@{}")), _progress() as progress:
         task = progress.add_task("compare", total=None, visible=False)  # shown from the first run: no empty bar before an error line
 
         def tick(done, total, label):
@@ -460,6 +593,36 @@ def compare(
         t.add_row(mode, str(b), str(len(d)), f"{d.psnr.mean():.2f}", f"{d.ssim.mean():.3f}", f"{d.fit_loss.mean():.2e}", f"{d.seconds.median():.1f}")
     Console().print(t)
     console.print(f"report: {output}/report.html")
+
+
+class _interrupt_says:
+    """On SIGINT / SIGTERM inside the block: print ``line()`` and exit 130 / 143."""
+
+    def __init__(self, line):
+        self.line = line
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, INTERRUPTS):
+            console.print(self.line(), highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(code=_interrupt_code(exc)) from None
+        return False
+
+
+def _resume_line(output: Path, keys: list[tuple], what: str, label: str) -> str:
+    """``interrupted: N of M <what> done (…); the same command resumes at <the first unfinished one>``,
+    from the rows on disk (``OUT/rows``, one per finished pair / run)."""
+    from ..evaluation.rows import RowStore
+
+    store = RowStore(output / "rows", key=tuple(f"k{i}" for i in range(len(keys[0]) if keys else 1)))
+    left = [k for k in keys if k not in store]
+    done = f"interrupted: {len(keys) - len(left)} of {len(keys)} {what} done"
+    if not left:
+        return f"{done}; the same command writes the tables from {output}/rows"
+    ckpt = output / "checkpoints" / f"{left[0][0]}__{left[0][1]}.pt"
+    return f"{done} (rows in {output}/rows); the same command resumes at {label.format(*left[0])}" + (" from its checkpoint" if ckpt.is_file() else "")
 
 
 def _provenance(command: str) -> dict:
@@ -517,10 +680,19 @@ class _Exit(CbidError):
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: runs the typer app and turns every user error into one line."""
+    import signal
+    import threading
+
+    old_term = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM: an exception, as SIGINT is (exit 143)
+        old_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         rc = app(args=argv, standalone_mode=False)  # click returns Exit codes instead of raising here
         if isinstance(rc, int) and rc != 0:
             sys.exit(rc)
+    except _Terminated:
+        console.print("error: interrupted (SIGTERM)")
+        sys.exit(143)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -544,6 +716,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         where = getattr(exc, "filename", None)
         console.print(f"error: {exc.strerror or exc}" + (f": {where}" if where else ""), highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def _hwm_mib() -> float:
 class BenchSettings:
     recipe: str = "fast"
     steps: int | None = None
-    seed: int = 0
+    seed: int | None = None  # None: the recipe's ``seed`` (cbid_meta.config.resolve_seed)
     kernel_margin: int = 10  # px added to the true support for the INR methods
     kernel_size: int | str | None = None  # explicit support for every method (overrides margin), or "auto"
     device: str = "cpu"
@@ -146,7 +146,8 @@ def run_method(method: str, item: BenchItem, st: BenchSettings, checkpoint: Path
 
         cfg = load_recipe(st.recipe)
         cfg.kernel_size = _support(item, st, st.kernel_margin)
-        cfg.seed = st.seed
+        if st.seed is not None:  # else the recipe's
+            cfg.seed = st.seed
         if st.steps:
             cfg = cfg.with_total_steps(st.steps, 3)
         for section, over in INR_SWITCHES[method].items():
@@ -202,7 +203,12 @@ def run_bench(
     import pandas as pd
     from accelerate import PartialState
 
+    from dataclasses import replace
+
+    from ..config import resolve_seed
+
     st = settings or BenchSettings()
+    st = replace(st, seed=resolve_seed(st.recipe, st.seed))  # every row records the seed it ran with
     out = Path(out)
     for m in methods:
         if m not in METHODS:

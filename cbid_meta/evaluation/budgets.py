@@ -22,7 +22,8 @@ from ..meta.init import MetaInit
 __all__ = ["run_budget", "speedups"]
 
 
-def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, recipe: str = "fast", margin: int = 10, seed: int = 0, device: str = "cpu", kernel_size: int | str | None = None) -> dict:
+def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, recipe: str = "fast", margin: int = 10, seed: int | None = None, device: str = "cpu", kernel_size: int | str | None = None) -> dict:
+    """One run of ``item`` in ``mode`` at ``budget`` steps; ``seed`` None: the recipe's. The row records the seed."""
     cfg = load_recipe(recipe)
     if kernel_size == "auto":
         from .bench import auto_support
@@ -36,14 +37,15 @@ def run_budget(item: BenchItem, mode: str, budget: int, init: MetaInit | None, r
         n = max(item.kernel.shape)
         kernel_size = n + 1 - n % 2 + margin
     cfg.kernel_size = kernel_size
-    cfg.seed = seed
+    if seed is not None:
+        cfg.seed = int(seed)
     h, w = item.blurry.shape[:2]
     s0 = Deblurrer(cfg, device).coarsest_scale(h, w)
     cfg = cfg.with_total_steps(budget, stage2_blocks(cfg, s0))
     t = time.perf_counter()
     res = Deblurrer(cfg, device).run(item.blurry.astype(np.float32), init=init if mode == "meta" else None)
     sec = time.perf_counter() - t
-    row = {"image": item.name, "mode": mode, "budget": budget, "steps": res.info["steps"], "seconds": sec,
+    row = {"image": item.name, "mode": mode, "budget": budget, "seed": int(cfg.seed), "steps": res.info["steps"], "seconds": sec,
            "fit_loss": res.history[-1]["fit"] if res.history else math.nan}
     if item.sharp is not None:
         s = levin_scores(res.image.astype(np.float64), item.sharp)

@@ -50,13 +50,17 @@ def _write_rows(rows: list[dict], path: Path, meta: dict) -> None:
     write_table(pd.DataFrame(rows), path, meta, float_format="%.5f")
 
 
-def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=0, device="cpu", kernel_size=None, meta: dict | None = None, progress=None, meta_budgets=None) -> pd.DataFrame:
+def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=None, device="cpu", kernel_size=None, meta: dict | None = None, progress=None, meta_budgets=None) -> pd.DataFrame:
     """One run per image × mode × budget; ``meta_budgets`` (default: ``budgets``) are the meta mode's own.
 
     Each finished run is a row in ``OUT/rows/`` (:class:`~cbid_meta.evaluation.rows.RowStore`); a folder
-    is resumed, never redoing a finished run, but only with the same recipe, margin, seed and support."""
+    is resumed, never redoing a finished run, but only with the same recipe, margin, seed and support;
+    ``seed`` None: the recipe's.  Every row records its seed."""
+    from ..config import resolve_seed
     from ..io import read_table_header, save_image
     from .budgets import run_budget
+
+    seed = resolve_seed(recipe, seed)
 
     out = Path(out)
     (out / "outputs").mkdir(parents=True, exist_ok=True)
