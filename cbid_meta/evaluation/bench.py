@@ -149,7 +149,9 @@ def run_method(method: str, item: BenchItem, st: BenchSettings, checkpoint: Path
         if st.seed is not None:  # else the recipe's
             cfg.seed = st.seed
         if st.steps:
-            cfg = cfg.with_total_steps(st.steps, 3)
+            from ..optim import stage2_blocks
+
+            cfg = cfg.with_total_steps(st.steps, stage2_blocks(cfg, Deblurrer(cfg, st.device).coarsest_scale(*item.blurry.shape[:2])))
         for section, over in INR_SWITCHES[method].items():
             setattr(cfg, section, replace(getattr(cfg, section), **over))
         kw = {"checkpoint": checkpoint, "checkpoint_every": st.checkpoint_every} if cfg.schedule.pyramid == "decimate" and checkpoint else {}
