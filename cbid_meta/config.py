@@ -11,9 +11,15 @@ A recipe is a TOML file whose tables mirror these dataclasses::
     [restoration]  # RestorationConfig: the final image
 
 Named recipes live in ``recipes/`` (``fast``: the default, ``paper``: the
-published method).  The dataclass defaults are the ``fast`` recipe (a test
-checks it).  Unknown keys are an error, so a typo in a recipe never silently
-falls back to a default.
+published method, ``paper_*``: its ablations).  The dataclass defaults are the
+``fast`` recipe (a test checks it).  Unknown keys are an error, so a typo in a
+recipe never silently falls back to a default.
+
+A recipe may start from another: a top-level ``base = "NAME"`` (a named recipe, or a
+path relative to the file) loads that recipe first and overlays the file's keys on it,
+table by table (a key of the file replaces the base's, keys it does not name are the
+base's).  The ablations of the published method are such files (``recipes/paper_no_cross.toml``:
+``base = "paper"`` plus ``[schedule] use_cross = false``).
 """
 from __future__ import annotations
 
@@ -141,7 +147,11 @@ class ScheduleConfig:
 
     ``coarsest_scale`` = -1 picks S0 from the kernel and image size.
     ``use_cross`` / ``progressive`` / ``multiscale`` switch off parts of the
-    method for the ablations.
+    method for the ablations.  ``coarse_render`` (decimation pyramid only): how the
+    latent image of a scale s > 0 is made — ``"render"`` (the published model: the
+    image generator renders that scale's own grid) or ``"downsample"`` (the
+    direct-down-sampling ablation: the full-resolution render, bilinearly
+    down-sampled to the scale's latent size).
     """
 
     pyramid: str = "cell"
@@ -159,6 +169,7 @@ class ScheduleConfig:
     progressive: bool = True
     multiscale: bool = True
     restarts: int = 1
+    coarse_render: str = "render"
 
 
 @dataclass
@@ -294,8 +305,9 @@ def available_recipes() -> list[str]:
     return sorted(p.stem for p in recipe_dir().glob("*.toml"))
 
 
-def read_recipe_toml(name_or_path: str | Path) -> tuple[Path, dict]:
-    """``(path, data)`` of a named recipe in ``recipes/`` or a TOML file path (``description`` dropped)."""
+def read_recipe_toml(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[Path, dict]:
+    """``(path, data)`` of a named recipe in ``recipes/`` or a TOML file path (``description`` dropped;
+    a ``base`` recipe resolved: its data with this file's tables overlaid key by key)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = recipe_dir() / f"{name_or_path}.toml"
@@ -308,7 +320,24 @@ def read_recipe_toml(name_or_path: str | Path) -> tuple[Path, dict]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"recipe {path} is not valid TOML: {exc}") from None
     data.pop("description", None)
-    return path, data
+    base = data.pop("base", None)
+    if base is None:
+        return path, data
+    if not isinstance(base, str) or not base:
+        raise InputError(f"'base' in {path} must be a recipe name or file, got {base!r}")
+    here = path.resolve()
+    if here in _seen:
+        raise InputError(f"recipe {path}: 'base' loops back to itself")
+    base_ref = Path(base)
+    if base_ref.suffix and not base_ref.is_absolute():
+        base_ref = path.parent / base_ref
+    _, merged = read_recipe_toml(base_ref if base_ref.suffix else base, (*_seen, here))
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return path, merged
 
 
 def load_recipe(name_or_path: str | Path = "fast") -> DeblurConfig:

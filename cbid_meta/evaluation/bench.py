@@ -18,6 +18,10 @@ Methods
 ``l0_map``
     classical blind baseline (L0-gradient alternating MAP,
     :mod:`cbid_meta.pipeline.l0_map`);
+``selfdeblur``
+    the SelfDeblur peer (:mod:`cbid_meta.baselines.selfdeblur`; 5000 iterations,
+    or ``--steps``; the INR methods' support; not in the default suite: hours per
+    image on a CPU);
 ``blurry``
     the input itself (lower bound);
 ``true_kernel``
@@ -50,7 +54,7 @@ INR_SWITCHES = {  # recipe section -> overrides
     "single_scale": {"schedule": {"multiscale": False}},
     "no_progressive": {"schedule": {"progressive": False}},
 }
-METHODS = DEFAULT_METHODS
+METHODS = DEFAULT_METHODS + ("selfdeblur",)
 
 
 class peak_meter:
@@ -138,6 +142,14 @@ def run_method(method: str, item: BenchItem, st: BenchSettings, checkpoint: Path
         margin = st.kernel_margin if method == "l0_map_margin" else 0
         x, k = l0_deblur(item.blurry, kernel_size=_support(item, st, margin))
         return x, k, {"kernel_size": k.shape[0]}
+    if method == "selfdeblur":
+        from ..baselines import SelfDeblurSettings, selfdeblur
+
+        if item.blurry.ndim != 2:
+            raise InputError(f"{item.name}: 'selfdeblur' takes gray images")
+        sd = SelfDeblurSettings(seed=st.seed or 0, **({"steps": st.steps} if st.steps else {}))
+        x, k, info = selfdeblur(item.blurry, _support(item, st, st.kernel_margin), sd, device=st.device, callback=on_step)
+        return x, k, {"kernel_size": k.shape[0], "steps": info["steps"]}
     if method in INR_SWITCHES:
         from dataclasses import replace
 

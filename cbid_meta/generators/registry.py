@@ -6,7 +6,7 @@ Recipes name their generators (``[image] name = "fourier_unet"``,
 
 >>> from cbid_meta.generators import available_generators
 >>> sorted(available_generators())
-['fourier_mlp', 'fourier_unet', 'grid', 'siren']
+['fourier_mlp', 'fourier_unet', 'grid', 'mlp_kernel', 'noise_unet', 'siren']
 """
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ class SirenKernel(nn.Module):
     pyramid = "decimate"  # renders any support size: the published decimation pyramid
 
     @classmethod
-    def from_config(cls, cfg) -> "SirenKernel":
+    def from_config(cls, cfg, kernel_size: int | None = None) -> "SirenKernel":  # any support: the size is not needed
         return cls(hidden=cfg.hidden, layers=cfg.layers, omega0=cfg.omega0, centre=cfg.centre, centring=cfg.centring)
 
     def forward(self, coords: torch.Tensor, size: int, with_shift: bool = False):

@@ -6,7 +6,7 @@ with L_fit only.  Both generators are trained jointly with Adam.
 
 The ablations of the paper are switches of :class:`~cbid_meta.config.ScheduleConfig`:
 
-* ``use_cross = false`` — λ = 0 (w/o L_cross);
+* ``use_cross = false`` — λ = 0 (w/o L_cross; on the decimation pyramid the pairs' fit stays);
 * ``multiscale = false`` — everything at scale 0 (single-scale);
 * ``progressive = false`` — all scales' losses summed from the first step
   instead of visiting them coarse-to-fine (w/o progressive).
@@ -33,13 +33,16 @@ __all__ = ["Deblurrer", "DeblurResult", "Problem", "Stage", "GROUPS", "plan_stag
 
 @dataclass(frozen=True)
 class Stage:
-    """One block of steps: its name, the scales whose L_fit it uses, whether L_cross is on."""
+    """One block of steps: its name, the scales whose L_fit it uses, whether L_cross is on, and
+    (decimation pyramid) whether each scale s below the coarsest is fitted as a pair, its blur
+    decimated against y⁽ˢ⁺¹⁾ — the published stage 2, kept when L_cross is switched off."""
 
     name: str
     scales: tuple[int, ...]
     steps: int
     cross: bool
     prior_weight: float
+    pair: bool = False
 
 
 @dataclass
@@ -82,6 +85,7 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
     if cfg.restoration.method != "inr":  # the image is restored non-blind: no image-only final stage
         sch = replace(sch, final_steps=0)
     cross = sch.use_cross and loss.cross_weight > 0
+    pair = sch.pyramid == "decimate"  # the published pairs fit (x⁽ˢ⁾⋆k⁽ˢ⁾)↓2 to y⁽ˢ⁺¹⁾ with or without L_cross
     if not sch.multiscale or s0 == 0:
         total = sch.stage1_steps + n2 + sch.final_steps
         return [
@@ -90,12 +94,12 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
         ]
     if not sch.progressive:
         return [
-            Stage("all-scales", tuple(range(s0, -1, -1)), sch.stage1_steps + n2, cross, loss.prior_weight),
+            Stage("all-scales", tuple(range(s0, -1, -1)), sch.stage1_steps + n2, cross, loss.prior_weight, pair),
             Stage("final", (0,), sch.final_steps, False, loss.final_prior_weight),
         ]
     stages = [Stage("stage1", (s0,), sch.stage1_steps, False, loss.prior_weight)]
     for s in range(blocks - 1, -1, -1):
-        stages.append(Stage("stage2", (s,), sch.stage2_steps, cross, loss.prior_weight))
+        stages.append(Stage("stage2", (s,), sch.stage2_steps, cross, loss.prior_weight, pair))
     stages.append(Stage("final", (0,), sch.final_steps, False, loss.final_prior_weight))
     return [st for st in stages if st.steps > 0]
 
@@ -297,6 +301,8 @@ class Deblurrer:
             return res
         if published:
             raise InputError(f"{', '.join(published)}: only for pyramid = 'decimate'")
+        if cfg.schedule.coarse_render != "render":
+            raise InputError(f"coarse_render = '{cfg.schedule.coarse_render}': only for pyramid = 'decimate'")
         prob = self.setup(y_t)
         img_gen, ker_gen, pyr, s0, kernel_size = prob.img_gen, prob.ker_gen, prob.pyr, prob.s0, prob.kernel_size
         _, c, h, w = y_t.shape

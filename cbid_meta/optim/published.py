@@ -20,6 +20,13 @@ every support.  With the stages of :func:`~cbid_meta.optim.plan_stages`
   (:func:`cbid_meta.physics.cross_scale_prediction`, ``model="corr"``);
 * final stage, scale 0: :math:`\mathcal M_f(x^{(0)}\star k^{(0)},\, y)`.
 
+The paper's ablations are named recipes on the same loop (``recipes/paper_*.toml``,
+``docs/evaluation.md``): ``[schedule] use_cross = false`` drops the λ term and keeps
+the pairs' fit (:attr:`Stage.pair`), ``multiscale = false`` / ``progressive = false``
+change the stages, ``coarse_render = "downsample"`` makes every coarse latent image
+by bilinear down-sampling of the scale-0 render (:func:`downsample_latent`), and the
+generators ``mlp_kernel`` / ``noise_unet`` replace Φk / Φx.
+
 Several problems of one shape (images blurred by kernels of one size, or one
 image from several seeds) run as one batch: their parameters are stacked and
 the per-problem loss is mapped over them with :func:`torch.func.vmap` — each
@@ -56,7 +63,7 @@ from .loop import LoopState, optimise, sub_params
 
 CHECKPOINT_FORMAT = 3  # stacked loop state of a batch of problems (parameters, Adam moments, step, history)
 
-__all__ = ["checkpoint_step", "check_generators", "published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem",
+__all__ = ["COARSE_RENDERS", "checkpoint_step", "check_generators", "downsample_latent", "published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem",
            "PublishedRun", "reblur_fit", "roll_changes", "select_by_fit"]
 
 
@@ -108,6 +115,15 @@ def check_generators(cfg: DeblurConfig, pyramid: str) -> None:
         if cls.pyramid != pyramid:
             other = "decimate" if pyramid == "cell" else "cell"
             raise InputError(f"generator '{name}' does not work with pyramid = '{pyramid}' (it needs pyramid = '{other}' in the recipe's [schedule])")
+
+
+COARSE_RENDERS = ("render", "downsample")
+
+
+def downsample_latent(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``x`` ``(1, C, H, W)`` bilinearly resampled to ``size`` (half-pixel centres, no anti-aliasing):
+    the coarse latent image of the direct-down-sampling ablation (``[schedule] coarse_render = "downsample"``)."""
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def decimation_pyramid(y: torch.Tensor, depth: int) -> dict[int, torch.Tensor]:
@@ -179,6 +195,9 @@ class DecimatedProblem:
         self.ksize = scale_kernel_sizes(self.cfg.kernel_size, self.depth)
         self.obs = decimation_pyramid(self.y_t[:, None], self.depth)  # {s: (N, 1, C, H_s, W_s)}
         self.fit_m, self.cross_m = metric(self.cfg.loss.fit), metric(self.cfg.loss.cross)
+        self.coarse_render = getattr(self.cfg.schedule, "coarse_render", "render")
+        if self.coarse_render not in COARSE_RENDERS:
+            raise InputError(f"unknown coarse_render '{self.coarse_render}' in [schedule] (choose {' or '.join(COARSE_RENDERS)})")
 
     @property
     def n(self) -> int:
@@ -190,16 +209,29 @@ class DecimatedProblem:
 
     def functional_render(self, params: dict[str, torch.Tensor]):
         """``render(s) -> (x_s, k_s, roll_s)`` for ONE problem's parameters: latent image
-        (1, C, H_s + K_s - 1, …), correlation kernel (1, 1, K_s, K_s) and its centring roll."""
+        (1, C, H_s + K_s - 1, …), correlation kernel (1, 1, K_s, K_s) and its centring roll.
+
+        With ``[schedule] coarse_render = "downsample"`` (the direct-down-sampling ablation) the
+        latent image of a scale s > 0 is the scale-0 render bilinearly down-sampled to the latent
+        size of scale s (:func:`downsample_latent`) instead of the generator's render of that grid;
+        the kernel is rendered on its own support either way."""
         from torch.func import functional_call
 
         img_p, ker_p = sub_params(params, "image"), sub_params(params, "kernel")
 
+        fine: list[torch.Tensor] = []  # the scale-0 render, made once per step when coarse scales are down-sampled from it
+
+        def image(s: int) -> torch.Tensor:
+            if s > 0 and self.coarse_render == "downsample":
+                if not fine:
+                    fine.append(image(0))
+                return downsample_latent(fine[0], self.latent_size(s))
+            return functional_call(self.img_gen, img_p, (self.img_gen.encoding(*self.latent_size(s)),))
+
         def render(s: int):
             size = self.ksize[s]
-            x = functional_call(self.img_gen, img_p, (self.img_gen.encoding(*self.latent_size(s)),))
             k, roll = functional_call(self.ker_gen, ker_p, (self.ker_gen.coords(size), size), {"with_shift": True})
-            return x, k, roll
+            return image(s), k, roll
 
         return render
 
@@ -210,11 +242,12 @@ class DecimatedProblem:
         l_fit, l_cross, roll = zero, zero, zero
         for s in st.scales:
             x_s, k_s, r_s = render(s)
-            if st.cross and s + 1 <= self.depth:
+            if (st.pair or st.cross) and s + 1 <= self.depth:
                 y_c = obs[s + 1]
                 l_fit = l_fit + self.fit_m(decimate_floor(corr_valid(x_s, k_s)), y_c)
-                x_c, k_c, _ = render(s + 1)
-                l_cross = l_cross + self.cross_m(cross_scale_prediction(x_s, k_s, x_c, k_c, model="corr"), y_c)
+                if st.cross:
+                    x_c, k_c, _ = render(s + 1)
+                    l_cross = l_cross + self.cross_m(cross_scale_prediction(x_s, k_s, x_c, k_c, model="corr"), y_c)
             else:
                 l_fit = l_fit + self.fit_m(corr_valid(x_s, k_s), obs[s])
             if s == min(st.scales):
@@ -275,7 +308,7 @@ class PublishedRun:
         # BatchNorm normalises by the batch statistics (the generator is always in training mode);
         # without running statistics it is a pure function of the parameters, as torch.func needs
         torch.func.replace_all_batch_norm_modules_(img_gen)
-        ker_gen = create_generator(cfg.kernel.name, cfg.kernel).to(self.device)
+        ker_gen = create_generator(cfg.kernel.name, cfg.kernel, kernel_size=cfg.kernel_size).to(self.device)
         return img_gen, ker_gen
 
     def setup(self, y_t: torch.Tensor, s0: int, seeds: Sequence[int] | None = None) -> tuple[DecimatedProblem, dict, dict]:
