@@ -217,7 +217,7 @@ def test_batched_problems_equal_separate_runs():
             gs = torch.autograd.grad(ts.sum(), list(ps.values()))
             da = torch.cat([a[i].flatten() for a in gb])
             db = torch.cat([b[0].flatten() for b in gs])
-            assert float((da - db).norm()) <= 1e-5 * float(db.norm())  # (biases before BatchNorm: zero up to rounding)
+            assert float((da - db).norm()) <= 1e-4 * float(db.norm())  # float32 rounding (the channels-last bug was O(1))
     short = _tiny_paper(steps=6)
     together = PublishedRun(short, torch.device("cpu")).run_batch(ys, 1, [2024, 5])
     for i, seed in enumerate((2024, 5)):
