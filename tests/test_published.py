@@ -394,3 +394,14 @@ def test_speed_options_do_not_change_the_maths():
     assert (outs[()] - outs[("autocast",)]).abs().max() < 0.05  # bfloat16 keeps ~3 significant digits
     with pytest.raises(ValueError, match="autocast"):
         FourierUNet(width=8, autocast="fp8")
+
+
+def test_batches_use_the_contiguous_layout():
+    """vmap over channels-last 1x1 convolutions gave wrong weight gradients (torch 2.x, CPU): a batch of
+    problems renders in the contiguous layout even when the recipe asks for channels-last; one problem keeps it."""
+    cfg = _tiny_paper()
+    cfg.image.channels_last = True
+    ys = torch.rand(2, 1, 64, 64)
+    run = PublishedRun(cfg, torch.device("cpu"))
+    assert run.setup(ys, 1, [1, 2])[0].img_gen.channels_last is False
+    assert run.setup(ys[:1], 1, [1])[0].img_gen.channels_last is True
