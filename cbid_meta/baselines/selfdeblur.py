@@ -49,19 +49,13 @@ class SelfDeblurSettings:
     seed: int = 0
 
 
-@dataclass
-class _Schedule:  # what cbid_meta.optim.loop.lr_factor reads
-    lr_milestones: list
-    lr_gamma: float
-    lr_decay: float = 1.0
-
-
 def selfdeblur(y: np.ndarray, kernel_size: int, settings: SelfDeblurSettings | None = None, device: str | torch.device = "cpu",
                callback=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Blind deblurring of the gray image ``y`` ``(H, W)`` in [0, 1]: ``(image (H, W), convolution kernel
     (K, K) summing to 1, info)``; ``callback`` sees every iteration's record."""
     from torch.func import functional_call
 
+    from ..config import ScheduleConfig
     from ..generators import MLPKernel, NoiseUNet
     from ..losses import metric
     from ..optim.deblur import Stage
@@ -78,7 +72,7 @@ def selfdeblur(y: np.ndarray, kernel_size: int, settings: SelfDeblurSettings | N
     f = st.steps / 5000
     switch = min(max(round(st.switch_at * f), 0), st.steps)
     stages = [s for s in (Stage("mse", (0,), switch, False, 0.0), Stage("ssim", (0,), st.steps - switch, False, 0.0)) if s.steps > 0]
-    schedule = _Schedule([max(1, round(m * f)) for m in st.lr_milestones], st.lr_gamma)
+    schedule = ScheduleConfig(lr_milestones=[max(1, round(m * f)) for m in st.lr_milestones], lr_gamma=st.lr_gamma, lr_decay=1.0)
 
     torch.manual_seed(st.seed)
     img_gen = NoiseUNet(channels=1, width=st.width, depth=st.depth, skip=st.skip, n_freqs=st.input_channels // 4).to(device)

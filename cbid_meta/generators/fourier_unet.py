@@ -128,9 +128,13 @@ class FourierUNet(nn.Module):
         p = self.head.weight
         key = (h, w, p.device, p.dtype)
         if key not in self._codes:
-            code = fourier_encoding(h, w, self.n_freqs, self.base, p.device, p.dtype)
+            code = self.make_code(h, w, p.device, p.dtype)
             self._codes[key] = code.contiguous(memory_format=torch.channels_last) if self.channels_last else code
         return self._codes[key]
+
+    def make_code(self, h: int, w: int, device, dtype) -> torch.Tensor:
+        """The network's input on an ``h × w`` grid (uncached): the Fourier encoding of the coordinates."""
+        return fourier_encoding(h, w, self.n_freqs, self.base, device, dtype)
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         h, w = code.shape[-2:]

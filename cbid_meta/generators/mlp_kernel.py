@@ -38,6 +38,7 @@ from torch import nn
 
 from ..physics import roll_to_centre
 from .registry import register_generator
+from .siren import centring_layer
 
 __all__ = ["MLPKernel", "pool_kernel"]
 
@@ -99,11 +100,7 @@ class MLPKernel(nn.Module):
         k = torch.softmax(logits, dim=-1).reshape(1, 1, self.kernel_size, self.kernel_size)
         while k.shape[-1] > size:
             k = pool_kernel(k)
-        if self.centre:
-            k, shift = roll_to_centre(k, self.centring)
-        else:
-            shift = torch.zeros(1, 1, 2, dtype=torch.long, device=k.device)
-        return (k, shift) if with_shift else k
+        return centring_layer(k, self.centre, self.centring, with_shift)
 
     def coords(self, size: int) -> torch.Tensor:
         """The network's input at every support: the fixed noise vector."""

@@ -47,18 +47,8 @@ class NoiseUNet(FourierUNet):
                          channels_last=channels_last, autocast=autocast)
         self.noise_seed = int(torch.randint(0, 2**31 - 1, ())) if noise_seed is None else int(noise_seed)
 
-    @classmethod
-    def from_config(cls, cfg, channels: int = 1) -> "NoiseUNet":
-        return cls(channels=channels, width=cfg.width, depth=cfg.depth, skip=cfg.skip, n_freqs=cfg.n_freqs,
-                   channels_last=cfg.channels_last, autocast=cfg.autocast)
-
-    def encoding(self, h: int, w: int) -> torch.Tensor:
-        """The (cached) fixed noise input of an ``h × w`` grid: ``(1, 4·n_freqs, h, w)`` uniform in [0, 0.1)."""
-        p = self.head.weight
-        key = (h, w, p.device, p.dtype)
-        if key not in self._codes:
-            rng = np.random.default_rng([self.noise_seed, h, w])
-            noise = NOISE_SCALE * rng.random((1, 4 * self.n_freqs, h, w), dtype=np.float32)
-            code = torch.from_numpy(noise).to(device=p.device, dtype=p.dtype)
-            self._codes[key] = code.contiguous(memory_format=torch.channels_last) if self.channels_last else code
-        return self._codes[key]
+    def make_code(self, h: int, w: int, device, dtype) -> torch.Tensor:
+        """The fixed noise input of an ``h × w`` grid (cached by :meth:`encoding`): ``(1, 4·n_freqs, h, w)`` uniform in [0, 0.1)."""
+        rng = np.random.default_rng([self.noise_seed, h, w])
+        noise = NOISE_SCALE * rng.random((1, 4 * self.n_freqs, h, w), dtype=np.float32)
+        return torch.from_numpy(noise).to(device=device, dtype=dtype)

@@ -50,6 +50,16 @@ class _Sine(nn.Module):
         return torch.sin(self.omega0 * self.linear(x))
 
 
+def centring_layer(k: torch.Tensor, centre: bool, rule: str, with_shift: bool):
+    """The kernel generators' last layer: ``k`` rolled to the centre (:func:`~cbid_meta.physics.roll_to_centre`)
+    when ``centre``; with ``with_shift`` also the roll ``(1, 1, 2)`` (zeros without centring)."""
+    if centre:
+        k, shift = roll_to_centre(k, rule)
+    else:
+        shift = torch.zeros(1, 1, 2, dtype=torch.long, device=k.device)
+    return (k, shift) if with_shift else k
+
+
 @register_generator("siren")
 class SirenKernel(nn.Module):
     """The published kernel generator.
@@ -86,11 +96,7 @@ class SirenKernel(nn.Module):
         """Kernel ``(1, 1, size, size)``; with ``with_shift`` also the centring roll ``(1, 1, 2)`` (zeros without centring)."""
         logits = self.net(coords).reshape(1, 1, size, size)
         k = torch.softmax(logits.reshape(1, -1), dim=-1).reshape(1, 1, size, size)
-        if self.centre:
-            k, shift = roll_to_centre(k, self.centring)
-        else:
-            shift = torch.zeros(1, 1, 2, dtype=torch.long, device=k.device)
-        return (k, shift) if with_shift else k
+        return centring_layer(k, self.centre, self.centring, with_shift)
 
     def coords(self, size: int) -> torch.Tensor:
         """The (cached) tap coordinates of a ``size × size`` support."""

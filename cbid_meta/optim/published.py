@@ -257,13 +257,12 @@ class DecimatedProblem:
 
     def batched_loss(self, params: dict[str, torch.Tensor], st: Stage) -> tuple[torch.Tensor, dict]:
         """Totals ``(N,)`` and parts of all problems at the stacked ``params`` (leading axis N)."""
-        obs = {s: o for s, o in self.obs.items()}
         if self.n == 1:  # one problem: no mapping (the plain modules, as fast as a single run can be)
-            total, parts = self.step_loss(st, self.functional_render({k: v[0] for k, v in params.items()}), {s: o[0] for s, o in obs.items()})
+            total, parts = self.step_loss(st, self.functional_render({k: v[0] for k, v in params.items()}), {s: o[0] for s, o in self.obs.items()})
             return total[None], {k: v[None] for k, v in parts.items()}
         from torch.func import vmap
 
-        return vmap(lambda p, o: self.step_loss(st, self.functional_render(p), o), in_dims=(0, 0), randomness="error")(params, obs)
+        return vmap(lambda p, o: self.step_loss(st, self.functional_render(p), o), in_dims=(0, 0), randomness="error")(params, self.obs)
 
     @torch.no_grad()
     def snapshot(self, params: dict[str, torch.Tensor], i: int = 0) -> tuple[np.ndarray, np.ndarray]:
