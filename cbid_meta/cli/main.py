@@ -474,7 +474,7 @@ def _meta_default(name: str) -> str:
 @app.command("meta-train")
 def meta_train_cmd(
     output: Path = typer.Option(Path("cbid_meta_init"), "-o", "--output", help="Output folder (checkpoints, metrics.csv, init.safetensors)."),
-    meta_recipe: Optional[str] = typer.Option(None, "--meta-recipe", "-m", help="Meta-training recipe: meta_default, meta_paper or a TOML file. Default: the built-in settings below."),
+    meta_recipe: Optional[str] = typer.Option(None, "--meta-recipe", "-m", help="Meta-training recipe: meta_default, meta_paper, meta_published_w32 or a TOML file. Default: the built-in settings below."),
     data: Optional[Path] = typer.Option(None, "--data", help="Extra folder of sharp images (added to the built-in source)."),
     kernel_min: Optional[int] = typer.Option(None, "--kernel-min", help="Smallest training kernel in pixels. " + _meta_default("kernel_min")),
     kernel_max: Optional[int] = typer.Option(None, "--kernel-max", help="Largest training kernel in pixels. " + _meta_default("kernel_max")),

@@ -42,15 +42,27 @@ class MetaInit:
     kernel_margin: int = 10
     info: dict = field(default_factory=dict)
 
-    def apply(self, img_gen, ker_gen) -> None:
-        """Copy θ into freshly built generators (configs must match the training ones)."""
+    #: generator settings that do not change θ's meaning (initial values, speed options)
+    FREE_KEYS = ("init_scale", "band", "finest", "finest_ratio", "coarsest", "init_sigma", "channels_last", "autocast")
+
+    def check(self, image_cfg, kernel_cfg) -> None:
+        """One error line unless the generator configs (dataclasses) are the ones θ was trained with."""
         from dataclasses import asdict
 
-        for name, want, got in (("image", self.image_config, asdict(img_gen.cfg)), ("kernel", self.kernel_config, asdict(ker_gen.cfg))):
-            keys = [k for k in want if k not in ("init_scale", "band", "finest", "finest_ratio", "coarsest", "init_sigma")]
+        for name, want, got in (("image", self.image_config, asdict(image_cfg)), ("kernel", self.kernel_config, asdict(kernel_cfg))):
+            keys = [k for k in want if k not in self.FREE_KEYS]
             diff = [k for k in keys if want.get(k) != got.get(k)]
             if diff:
                 raise InputError(f"initialiser was trained with a different {name} generator ({', '.join(f'{k}={want[k]}' for k in diff)}); use the recipe it was trained with")
+
+    @property
+    def published(self) -> bool:
+        """θ of the published generators (U-Net Φx and SIREN Φk, all their parameters)."""
+        return self.info.get("method") == "published"
+
+    def apply(self, img_gen, ker_gen) -> None:
+        """Copy θ into freshly built generators (configs must match the training ones)."""
+        self.check(img_gen.cfg, ker_gen.cfg)
         with torch.no_grad():
             img = dict(img_gen.named_parameters())
             ker = dict(ker_gen.named_parameters())

@@ -142,7 +142,9 @@ class TaskSampler:
             raise InputError(f"every image is smaller than crop + kernel ({crop + kernel_range[1]} px)")
         self.usable = [i for i, im in enumerate(self.images) if min(im.shape) >= crop + kernel_range[1]]
 
-    def sample(self, index: int) -> Task:
+    def sample(self, index: int, kernel_size: int | None = None) -> Task:
+        """Task ``index``; ``kernel_size`` (odd, within the range) fixes its kernel's size (a batch
+        of tasks of one size), the rest of the draw is unchanged."""
         from ..data import blur, motion_kernel
 
         rng = np.random.default_rng([self.seed, index])
@@ -150,6 +152,10 @@ class TaskSampler:
         lo, hi = self.kernel_range
         ks = int(rng.integers(lo // 2, hi // 2 + 1)) * 2 + 1
         ks = min(max(ks, lo + 1 - lo % 2), hi + 1 - hi % 2)
+        if kernel_size is not None:
+            if kernel_size % 2 == 0 or not lo <= kernel_size <= hi + 1 - hi % 2:
+                raise InputError(f"kernel size {kernel_size} is not an odd size in {lo}..{hi}")
+            ks = int(kernel_size)
         k = motion_kernel(ks, seed=int(rng.integers(2**31)))
         img = self.images[i]
         big = self.crop + ks - 1

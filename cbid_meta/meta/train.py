@@ -53,7 +53,9 @@ class MetaConfig:
     kernel_max: int = 27
     noise_max: float = 0.01
     kernel_margin: int = 10  # same support margin as the Levin benchmark of the scratch mode
+    width: int = 0  # published recipe: the U-Net width to meta-train (0: the recipe's)
     n_leaves: int = 48
+    leaf_size: int = 256  # side of the dead-leaves images (crop + the largest kernel must fit)
     data: str = ""  # optional image folder (datasets imagefolder), added to the built-in source
     seed: int = 0
     checkpoint_every: int = 10
@@ -86,7 +88,7 @@ def load_meta_recipe(path: str | os.PathLike) -> MetaConfig:
 def _dataset(cfg: MetaConfig):
     from .tasks import builtin_images, folder_images
 
-    ds = builtin_images("train", n_leaves=cfg.n_leaves, seed=cfg.seed)
+    ds = builtin_images("train", n_leaves=cfg.n_leaves, size=cfg.leaf_size, seed=cfg.seed)
     if cfg.data:
         import datasets
 
@@ -113,6 +115,71 @@ def _task_config(cfg: MetaConfig, base, kernel_size: int, seed: int):
     return c.with_total_steps(cfg.inner_steps, s0 + 1)
 
 
+class GridLearner:
+    """One outer step's work for the grid generators (``fast`` / ``paper_grid`` recipes): θ is the decoder
+    MLP of Φx and the kernel MLP of Φk (:mod:`cbid_meta.meta.learner`); tasks adapt one by one."""
+
+    groups = ("image_grids", "image_mlp", "kernel")
+    fixed_keys = ("kernel.freqs",)
+    method = "grid"
+
+    def __init__(self, cfg: MetaConfig, base, sampler, device):
+        if cfg.width:
+            raise InputError("width: only for the published recipe")
+        self.cfg, self.base, self.sampler, self.device = cfg, base, sampler, device
+
+    def initial_theta(self) -> dict[str, torch.Tensor]:
+        """θ from a reference problem (seeded)."""
+        t0 = self.sampler.sample(0)
+        ref = build_problem(_task_config(self.cfg, self.base, t0.kernel.shape[0], self.cfg.seed), t0.blurry, self.device)
+        return {k: v.to(self.device) for k, v in shared_state(ref).items()}
+
+    def lr0(self) -> dict[str, float]:
+        sch = self.base.schedule
+        return {"image_grids": sch.lr_image, "image_mlp": sch.lr_image, "kernel": sch.lr_kernel}
+
+    def process(self, step: int, indices: list[int], theta: dict[str, torch.Tensor], lrs: dict[str, float]):
+        cfg = self.cfg
+        names = [k for k in theta if k not in self.fixed_keys]
+        g_sum = {k: torch.zeros_like(theta[k]) for k in names}
+        g_lr = torch.zeros(len(self.groups), device=self.device)
+        stats = torch.zeros(3, device=self.device)  # outer loss, image mse, count
+        for j in indices:
+            task = self.sampler.sample(1 + step * cfg.meta_batch + j)
+            tcfg = _task_config(cfg, self.base, task.kernel.shape[0], cfg.seed + step * cfg.meta_batch + j)
+            prob = build_problem(tcfg, task.blurry, self.device)
+            th = {k: v.detach() for k, v in theta.items()}
+            res = adapt(prob, th, lrs)
+            phi = {k: v.detach().requires_grad_(k != "kernel.freqs") for k, v in res.params.items()}
+            lo, mse = outer_loss(prob, phi, task.sharp, task.kernel, cfg.kernel_weight)
+            trainable = [k for k in phi if phi[k].requires_grad]
+            grads = dict(zip(trainable, torch.autograd.grad(lo, [phi[k] for k in trainable])))
+            for k in names:
+                if cfg.algorithm == "reptile":
+                    g_sum[k] += theta[k].detach() - res.params[k].detach()
+                else:
+                    g_sum[k] += grads[k]
+            if cfg.meta_sgd:
+                for gi, g in enumerate(self.groups):
+                    dot = sum(torch.sum(grads[k] * u) for k, u in res.update_sums[g].items())
+                    g_lr[gi] += -lrs[g] * dot
+            stats += torch.tensor([float(lo.detach()), float(mse.detach()), 1.0], device=self.device)
+        return g_sum, g_lr, stats
+
+    def init_info(self) -> dict:
+        return {"method": self.method}
+
+
+def learner_for(cfg: MetaConfig, base, sampler, device):
+    """The learner of the recipe's generators: :class:`~cbid_meta.meta.published.PublishedLearner` for the
+    published method (``pyramid = "decimate"``), :class:`GridLearner` otherwise."""
+    if base.schedule.pyramid == "decimate":
+        from .published import PublishedLearner
+
+        return PublishedLearner(cfg, base, sampler, device)
+    return GridLearner(cfg, base, sampler, device)
+
+
 def meta_train(cfg: MetaConfig, out: str | os.PathLike, resume: bool = False, device: str = "cpu", progress=None) -> MetaInit | None:
     """Meta-train; returns the final :class:`MetaInit` on the main process (None elsewhere)."""
     from accelerate import Accelerator
@@ -127,21 +194,21 @@ def meta_train(cfg: MetaConfig, out: str | os.PathLike, resume: bool = False, de
     ds = _dataset(cfg)
     fp = fingerprint(ds)
     sampler = TaskSampler(ds, cfg.crop, (cfg.kernel_min, cfg.kernel_max), (0.0, cfg.noise_max), cfg.seed)
+    learner = learner_for(cfg, base, sampler, acc.device)
+    groups = learner.groups
 
-    # θ from a reference problem (seeded), step sizes from the recipe
-    t0 = sampler.sample(0)
-    ref = build_problem(_task_config(cfg, base, t0.kernel.shape[0], cfg.seed), t0.blurry, acc.device)
-    theta = {k: v.to(acc.device) for k, v in shared_state(ref).items()}
-    names = [k for k in theta if k != "kernel.freqs"]
-    lr0 = {"image_grids": base.schedule.lr_image, "image_mlp": base.schedule.lr_image, "kernel": base.schedule.lr_kernel}
-    log_lr = torch.tensor([float(np.log(lr0[g])) for g in ("image_grids", "image_mlp", "kernel")], dtype=torch.float32, device=acc.device)
+    # θ (seeded), step sizes from the recipe
+    theta = learner.initial_theta()
+    names = [k for k in theta if k not in learner.fixed_keys]
+    lr0 = learner.lr0()
+    log_lr = torch.tensor([float(np.log(lr0[g])) for g in groups], dtype=torch.float32, device=acc.device)
     leaves = [theta[k].requires_grad_(True) for k in names]
     log_lr.requires_grad_(True)
     opt = torch.optim.Adam([{"params": leaves, "lr": cfg.outer_lr}, {"params": [log_lr], "lr": cfg.lr_lr}])
     start = 0
     ckpt = out / "last.safetensors"
     if resume and ckpt.is_file():
-        start = _load_checkpoint(ckpt, theta, names, log_lr, opt, cfg, fp)
+        start = _load_checkpoint(ckpt, theta, [*names, *learner.fixed_keys], log_lr, opt, cfg, fp)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / "metrics.csv"
@@ -150,30 +217,10 @@ def meta_train(cfg: MetaConfig, out: str | os.PathLike, resume: bool = False, de
     tstart = time.perf_counter()
     for step in range(start, cfg.outer_steps):
         ts = time.perf_counter()
-        lrs = {g: float(torch.exp(log_lr[i].detach())) for i, g in enumerate(("image_grids", "image_mlp", "kernel"))}
-        g_sum = [torch.zeros_like(theta[k]) for k in names]
-        g_lr = torch.zeros(3, device=acc.device)
-        stats = torch.zeros(3, device=acc.device)  # outer loss, image mse, count
-        for j in range(acc.process_index, cfg.meta_batch, acc.num_processes):
-            task = sampler.sample(1 + step * cfg.meta_batch + j)
-            tcfg = _task_config(cfg, base, task.kernel.shape[0], cfg.seed + step * cfg.meta_batch + j)
-            prob = build_problem(tcfg, task.blurry, acc.device)
-            th = {k: v.detach() for k, v in theta.items()}
-            res = adapt(prob, th, lrs)
-            phi = {k: v.detach().requires_grad_(k != "kernel.freqs") for k, v in res.params.items()}
-            lo, mse = outer_loss(prob, phi, task.sharp, task.kernel, cfg.kernel_weight)
-            trainable = [k for k in phi if phi[k].requires_grad]
-            grads = dict(zip(trainable, torch.autograd.grad(lo, [phi[k] for k in trainable])))
-            for i, k in enumerate(names):
-                if cfg.algorithm == "reptile":
-                    g_sum[i] += theta[k].detach() - res.params[k].detach()
-                else:
-                    g_sum[i] += grads[k]
-            if cfg.meta_sgd:
-                for gi, g in enumerate(("image_grids", "image_mlp", "kernel")):
-                    dot = sum(torch.sum(grads[k] * u) for k, u in res.update_sums[g].items())
-                    g_lr[gi] += -lrs[g] * dot
-            stats += torch.tensor([float(lo.detach()), float(mse.detach()), 1.0], device=acc.device)
+        lrs = {g: float(torch.exp(log_lr[i].detach())) for i, g in enumerate(groups)}
+        mine = list(range(acc.process_index, cfg.meta_batch, acc.num_processes))
+        g_sum, g_lr, stats = learner.process(step, mine, theta, lrs)
+        g_sum = [g_sum[k] for k in names]
         flat = torch.cat([g.flatten() for g in g_sum] + [g_lr, stats])
         flat = acc.reduce(flat, reduction="sum")
         n = 0
@@ -182,8 +229,9 @@ def meta_train(cfg: MetaConfig, out: str | os.PathLike, resume: bool = False, de
             sz = theta[k].numel()
             leaves[i].grad = flat[n : n + sz].view_as(theta[k]) / cfg.meta_batch
             n += sz
-        log_lr.grad = flat[n : n + 3] / cfg.meta_batch if cfg.meta_sgd else torch.zeros_like(log_lr)
-        stats = flat[n + 3 : n + 6]
+        ng = len(groups)
+        log_lr.grad = flat[n : n + ng] / cfg.meta_batch if cfg.meta_sgd else torch.zeros_like(log_lr)
+        stats = flat[n + ng : n + ng + 3]
         opt.step()
         with torch.no_grad():
             log_lr.clamp_(np.log(1e-5), np.log(0.1))
@@ -192,33 +240,34 @@ def meta_train(cfg: MetaConfig, out: str | os.PathLike, resume: bool = False, de
             "outer_loss": float(stats[0] / stats[2]),
             "psnr_adapted": float(-10 * np.log10(max(float(stats[1] / stats[2]), 1e-12))),
             "seconds": time.perf_counter() - ts,
-            **{f"lr_{g}": float(torch.exp(log_lr[i].detach())) for i, g in enumerate(("image_grids", "image_mlp", "kernel"))},
+            **{f"lr_{g}": float(torch.exp(log_lr[i].detach())) for i, g in enumerate(groups)},
         }
         if acc.is_main_process:
             _append_metric(metrics_path, rec)
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.outer_steps:
-                _save_checkpoint(ckpt, theta, names, log_lr, opt, cfg, fp, step + 1, acc.num_processes)
+                _save_checkpoint(ckpt, theta, [*names, *learner.fixed_keys], log_lr, opt, cfg, fp, step + 1, acc.num_processes)
         if progress:
             progress(step + 1, cfg.outer_steps, rec)
         acc.wait_for_everyone()
     acc.wait_for_everyone()
     if not acc.is_main_process:
         return None
-    init = _make_init(theta, names, log_lr, cfg, fp, base, acc.num_processes, time.perf_counter() - tstart)
+    init = _make_init(theta, [*names, *learner.fixed_keys], log_lr, cfg, fp, learner, acc.num_processes, time.perf_counter() - tstart)
     return init
 
 
-def _make_init(theta, names, log_lr, cfg, fp, base, world, seconds) -> MetaInit:
+def _make_init(theta, keys, log_lr, cfg, fp, learner, world, seconds) -> MetaInit:
     from dataclasses import asdict
 
     return MetaInit(
-        params={k: theta[k].detach().cpu().clone() for k in [*names, "kernel.freqs"]},
-        lrs={g: float(torch.exp(log_lr[i].detach())) for i, g in enumerate(("image_grids", "image_mlp", "kernel"))},
-        image_config=asdict(base.image),
-        kernel_config=asdict(base.kernel),
+        params={k: theta[k].detach().cpu().clone() for k in keys},
+        lrs={g: float(torch.exp(log_lr[i].detach())) for i, g in enumerate(learner.groups)},
+        image_config=asdict(learner.base.image),
+        kernel_config=asdict(learner.base.kernel),
         steps=cfg.test_steps,
         kernel_margin=cfg.kernel_margin,
-        info={"meta_config": dataclasses.asdict(cfg), "data_fingerprint": fp, "processes": world, "train_seconds_this_session": round(seconds, 1)},
+        info={"meta_config": dataclasses.asdict(cfg), "data_fingerprint": fp, "processes": world, "train_seconds_this_session": round(seconds, 1),
+              **learner.init_info()},
     )
 
 
@@ -236,7 +285,7 @@ def _append_metric(path: Path, rec: dict) -> None:
 def _save_checkpoint(path: Path, theta, names, log_lr, opt, cfg, fp, step, world) -> None:
     from safetensors.torch import save_file
 
-    tensors = {f"theta/{k}": theta[k].detach().cpu().contiguous() for k in [*names, "kernel.freqs"]}
+    tensors = {f"theta/{k}": theta[k].detach().cpu().contiguous() for k in names}
     tensors["log_lr"] = log_lr.detach().cpu().contiguous()
     st = opt.state_dict()
     for pid, s in st["state"].items():
@@ -266,7 +315,7 @@ def _load_checkpoint(path: Path, theta, names, log_lr, opt, cfg, fp) -> int:
         raise InputError(f"checkpoint {path} was trained on different data (fingerprint {meta.get('data_fingerprint')} vs {fp})")
     t = load_file(str(path))
     with torch.no_grad():
-        for k in [*names, "kernel.freqs"]:
+        for k in names:
             theta[k].copy_(t[f"theta/{k}"])
         log_lr.copy_(t["log_lr"])
     st = opt.state_dict()

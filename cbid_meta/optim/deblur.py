@@ -291,7 +291,10 @@ class Deblurrer:
             from .published import PublishedRun
 
             if init is not None:
-                raise InputError("no meta-learned initialiser exists for the published generators yet: use --mode scratch")
+                if not init.published:
+                    raise InputError("this initialiser was trained for the grid generators, not the published ones: use --mode scratch or a published initialiser")
+                init.check(cfg.image, cfg.kernel)
+                published = {**published, "init": init.params, "lrs": init.lrs}
             self.check_input(y_t)
             res = PublishedRun(cfg, self.device).run(y_t, self.coarsest_scale(*y_t.shape[-2:]), callback=callback, **published)
             # the ∆ protocol: hyper-Laplacian deconvolution of y with the estimated kernel
@@ -308,6 +311,8 @@ class Deblurrer:
         _, c, h, w = y_t.shape
         lrs = {"image_grids": cfg.schedule.lr_image, "image_mlp": cfg.schedule.lr_image, "kernel": cfg.schedule.lr_kernel}
         if init is not None:
+            if init.published:
+                raise InputError("this initialiser was trained for the published generators: use it with the recipe it was trained with (pyramid = 'decimate')")
             init.apply(img_gen, ker_gen)
             lrs.update(init.lrs)
         params, group_of = prob.initial_params()

@@ -64,7 +64,7 @@ from .loop import LoopState, optimise, sub_params
 CHECKPOINT_FORMAT = 3  # stacked loop state of a batch of problems (parameters, Adam moments, step, history)
 
 __all__ = ["COARSE_RENDERS", "checkpoint_step", "check_generators", "downsample_latent", "published_coarsest_scale", "scale_kernel_sizes", "DecimatedProblem",
-           "PublishedRun", "reblur_fit", "roll_changes", "select_by_fit"]
+           "PublishedRun", "reblur_fit", "roll_changes", "select_by_fit", "start_from"]
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
@@ -276,11 +276,33 @@ class DecimatedProblem:
         return (img[:, :, 0] if img.shape[-1] == 1 else img), k / max(k.sum(), 1e-12)
 
 
-def _fingerprint(cfg: DeblurConfig, y_t: torch.Tensor, seeds: Sequence[int]) -> str:
+def _fingerprint(cfg: DeblurConfig, y_t: torch.Tensor, seeds: Sequence[int], init: dict | None = None, lrs: dict | None = None) -> str:
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
     h.update(y_t.detach().cpu().numpy().tobytes())
     h.update(json.dumps(list(seeds)).encode())
+    if init is not None:  # a meta-learned start (absent for a run from scratch: older checkpoints stay valid)
+        for k in sorted(init):
+            h.update(k.encode())
+            h.update(init[k].detach().cpu().float().numpy().tobytes())
+        h.update(json.dumps(lrs or {}, sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+def start_from(params: dict[str, torch.Tensor], theta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stacked parameters ``(N, …)`` replaced by θ (one problem's shapes) for every problem; θ must name
+    exactly the generators' parameters, with their shapes (one error line otherwise)."""
+    missing = sorted(set(params) - set(theta))
+    extra = sorted(set(theta) - set(params))
+    if missing or extra:
+        what = f"missing {', '.join(missing[:3])}" if missing else f"unknown {', '.join(extra[:3])}"
+        raise InputError(f"the initialiser does not fit these generators ({what}); use the recipe it was trained with")
+    out = {}
+    for k, v in params.items():
+        t = theta[k]
+        if tuple(t.shape) != tuple(v.shape[1:]):
+            raise InputError(f"the initialiser does not fit these generators ({k}: {tuple(t.shape)} vs {tuple(v.shape[1:])}); use the recipe it was trained with")
+        out[k] = t.detach().to(device=v.device, dtype=v.dtype).expand_as(v).clone()
+    return out
 
 
 def _pick(rec: dict, i: int) -> dict:
@@ -310,9 +332,11 @@ class PublishedRun:
         ker_gen = create_generator(cfg.kernel.name, cfg.kernel, kernel_size=cfg.kernel_size).to(self.device)
         return img_gen, ker_gen
 
-    def setup(self, y_t: torch.Tensor, s0: int, seeds: Sequence[int] | None = None) -> tuple[DecimatedProblem, dict, dict]:
+    def setup(self, y_t: torch.Tensor, s0: int, seeds: Sequence[int] | None = None,
+              init: dict[str, torch.Tensor] | None = None) -> tuple[DecimatedProblem, dict, dict]:
         """The problem of the ``(N, C, H, W)`` observations ``y_t`` and the stacked initial parameters
-        (problem ``i`` initialised from ``seeds[i]``; default: the recipe's seed for all)."""
+        (problem ``i`` initialised from ``seeds[i]``; default: the recipe's seed for all).  ``init``
+        (a meta-learned θ, ``{"image.…"/"kernel.…": tensor}``) starts every problem from θ instead."""
         cfg = self.cfg
         check_generators(cfg, "decimate")
         seeds = list(seeds) if seeds is not None else [cfg.seed] * y_t.shape[0]
@@ -331,8 +355,25 @@ class PublishedRun:
             h, w = y_t.shape[-2:]
             raise InputError(f"image {h}x{w} is too small for the published U-Net: its coarsest scale ({prob.depth}) is {side} px, the network needs {need} (use a larger image or a smaller [image] depth)")
         params = {k: torch.stack([d[k] for d in inits]).clone() for k in inits[0]}
+        if init is not None:
+            params = start_from(params, init)
         group_of = {k: k.split(".", 1)[0] for k in params}
         return prob, params, group_of
+
+    def adapt(self, y_t: torch.Tensor, s0: int, theta: dict[str, torch.Tensor], lrs: dict[str, float] | None = None,
+              track_updates: bool = False, record_every: int | None = None) -> tuple[DecimatedProblem, LoopState]:
+        """The inner loop of meta-learning: the recipe's schedule on the ``N`` problems of ``y_t`` from θ
+        (every problem starts from the same θ), with the per-image loop of :meth:`run_batch`; returns the
+        problem and the final loop state (stacked parameters; with ``track_updates`` the summed Adam
+        directions of first-order Meta-SGD)."""
+        cfg, sch = self.cfg, self.cfg.schedule
+        prob, params, group_of = self.setup(y_t, s0, init=theta)
+        lrs = lrs or {"image": sch.lr_image, "kernel": sch.lr_kernel}
+        if record_every is None:
+            record_every = max(sum(st.steps for st in plan_stages(cfg, s0)), 1)  # one read-back at the end
+        state = optimise(prob.batched_loss, LoopState(params), group_of, lrs, plan_stages(cfg, s0), sch,
+                         track_updates=track_updates, record_every=record_every)
+        return prob, state
 
     def run_batch(
         self,
@@ -345,6 +386,8 @@ class PublishedRun:
         monitor: Callable[[int, list[np.ndarray], list[np.ndarray]], None] | None = None,
         monitor_every: int = 250,
         record_every: int | None = None,
+        init: dict[str, torch.Tensor] | None = None,
+        lrs: dict[str, float] | None = None,
     ) -> list[DeblurResult]:
         """Optimise the ``N`` problems of ``y_t`` ``(N, C, H, W)`` together; one result each.
 
@@ -353,19 +396,20 @@ class PublishedRun:
         the state is saved there every ``checkpoint_every`` steps and a run that finds a
         checkpoint of the same configuration, observations and seeds continues from it
         (another run's checkpoint is refused).  ``record_every``: steps between read-backs
-        of the losses (default 1 on the CPU, 50 on a GPU).
+        of the losses (default 1 on the CPU, 50 on a GPU).  ``init`` and ``lrs``: a meta-learned start
+        (θ for every problem) and its per-group step sizes (default: the recipe's).
         """
         cfg, sch = self.cfg, self.cfg.schedule
         seeds = list(seeds) if seeds is not None else [cfg.seed] * y_t.shape[0]
-        prob, params, group_of = self.setup(y_t, s0, seeds)
-        lrs = {"image": sch.lr_image, "kernel": sch.lr_kernel}
+        prob, params, group_of = self.setup(y_t, s0, seeds, init=init)
+        lrs = {"image": sch.lr_image, "kernel": sch.lr_kernel, **(lrs or {})}
         stages = plan_stages(cfg, s0)
         total_steps = sum(st.steps for st in stages)
         if record_every is None:
             record_every = 1 if self.device.type == "cpu" else 50
         for every in (checkpoint_every, monitor_every):
             record_every = math.gcd(record_every, every)  # checkpoints and monitors see a complete history
-        fp = _fingerprint(cfg, y_t, seeds)
+        fp = _fingerprint(cfg, y_t, seeds, init, lrs)
         state, elapsed = LoopState(params), 0.0
         ckpt = Path(checkpoint) if checkpoint else None
         if ckpt is not None and ckpt.exists():
