@@ -157,6 +157,8 @@ def _run_one(path: Path, outdir: Path, progress: Progress, make_plan, panels=Fal
         save_json(outdir / f"{stem}.json", record)
         if written is not None:
             written.append(path)
+    if "kernel_size_auto" in res.info:
+        progress.console.print(f"{path.name}: kernel size auto → {res.info['kernel_size_auto']} px", highlight=False, markup=False)
     for n in notes:
         progress.console.print(f"note: {path.name}: {n}", highlight=False, markup=False)
     return record

@@ -34,7 +34,7 @@ from ..physics import forward_differences
 from ..pipeline.l0_map import L0Config, l0_kernel
 from ..pipeline.restoration import restore
 
-__all__ = ["luminance", "choose_region", "check_region", "parse_noise", "estimate_noise", "auto_kernel_size", "PhotoResult", "deblur_photo"]
+__all__ = ["luminance", "choose_region", "check_region", "parse_noise", "estimate_noise", "auto_kernel_size", "acorr_kernel_size", "KERNEL_SIZE_METHODS", "PhotoResult", "deblur_photo"]
 
 
 def parse_noise(noise) -> float | str | None:
@@ -100,30 +100,97 @@ def estimate_noise(lum: np.ndarray) -> float:
     return float(np.median(np.abs(hh)) / 0.6745)
 
 
-def auto_kernel_size(lum: np.ndarray, max_size: int = 61) -> int:
-    """Kernel support from a coarse-scale L0 estimate (odd, between 11 and ``max_size``).
+#: ``--kernel-size auto`` estimators (``benchmarks/results/kernel_size_auto.md`` measures each)
+KERNEL_SIZE_METHODS = ("peak", "mass", "mass_acorr")
+DEFAULT_KERNEL_SIZE_METHOD = "mass_acorr"
 
-    The L0 baseline's estimator runs on a 2× downscaled 512-px crop with a
-    25-tap support (49 px at full resolution); the extent of the connected
-    group of taps ≥ 10% of the peak (isolated noise taps are ignored), doubled
-    back to full resolution, plus 4 px, is the choice.  It is rough (measured
-    in ``docs/photos.md``): give the size when you know it."""
-    from scipy import ndimage
+
+def _coarse_kernel(lum: np.ndarray, support_max: int) -> np.ndarray:
+    """The L0 estimator's kernel on a 2× downscaled 512-px crop (the region with most gradient energy)
+    with a ``support_max``-tap support (about twice that at full resolution)."""
     from skimage.transform import rescale
 
     t, l, h, w = choose_region(lum, 512)
-    crop = lum[t : t + h, l : l + w]
-    small = rescale(crop, 0.5, anti_aliasing=True)
-    support = int(min(25, (min(small.shape) // 3) | 1))
+    small = rescale(lum[t : t + h, l : l + w], 0.5, anti_aliasing=True)
+    support = int(min(support_max, (min(small.shape) // 3) | 1))
     if support < 5:
         raise InputError(f"image {lum.shape[0]}x{lum.shape[1]} is too small to estimate the kernel size; give --kernel-size")
-    k = l0_kernel(small, L0Config(kernel_size=support, iters=5))
-    lab, _ = ndimage.label(k >= 0.1 * k.max(), structure=np.ones((3, 3)))
-    m = lab == lab.flat[int(np.argmax(k))]
-    c = (support - 1) / 2
-    yy, xx = np.mgrid[:support, :support]
-    ext = max(np.abs(yy[m] - c).max(), np.abs(xx[m] - c).max())
-    size = int(2 * np.ceil(2 * ext) + 1) + 4
+    return l0_kernel(small, L0Config(kernel_size=support, iters=5))
+
+
+def _mass_extent(k: np.ndarray, frac: float = 0.97) -> float:
+    """Chebyshev radius about the centroid that holds ``frac`` of the kernel's mass."""
+    k = np.asarray(k, dtype=np.float64)
+    k = k / k.sum()
+    yy, xx = np.mgrid[: k.shape[0], : k.shape[1]]
+    cy, cx = float((k * yy).sum()), float((k * xx).sum())
+    r = np.maximum(np.abs(yy - cy), np.abs(xx - cx)).ravel()
+    order = np.argsort(r, kind="stable")
+    cum = np.cumsum(k.ravel()[order])
+    return float(r[order][min(int(np.searchsorted(cum, frac)), len(cum) - 1)])
+
+
+def acorr_kernel_size(lum: np.ndarray, rel: float = 0.1, reach: int = 40) -> int:
+    """Support from the autocorrelation of the image gradients (odd).
+
+    With sharp-image gradients roughly white, the autocorrelation of ``∇y`` is the
+    kernel's autocorrelation, whose support is twice the kernel's.  The profile is
+    the largest normalised autocorrelation on each Chebyshev ring (Hann-windowed
+    image, zero-padded FFT); the kernel's half-extent is the last ring above the
+    far-field level (rings 30–39) by ``rel`` of the way to 1."""
+    t, l, h, w = choose_region(lum, 512)
+    y = lum[t : t + h, l : l + w]
+    y = y - y.mean()
+    win = np.outer(np.hanning(h), np.hanning(w))
+    gx = np.diff(y, axis=1, append=y[:, -1:])
+    gy = np.diff(y, axis=0, append=y[-1:])
+
+    def spec(a):
+        return np.abs(np.fft.rfft2(a * win, s=(2 * h, 2 * w))) ** 2
+
+    r_ = np.fft.fftshift(np.fft.irfft2(spec(gx) + spec(gy), s=(2 * h, 2 * w)))
+    r_ = r_ / r_[h, w]
+    yy, xx = np.mgrid[: 2 * h, : 2 * w]
+    ring = np.maximum(np.abs(yy - h), np.abs(xx - w))
+    reach = min(reach, min(h, w) - 1)
+    prof = np.array([r_[ring == i].max() for i in range(reach)])
+    base = float(np.median(prof[max(reach - 10, 1) :]))
+    idx = np.where(prof - base > rel * (1 - base))[0]
+    return int(2 * (idx.max() if len(idx) else 1) + 1)
+
+
+def auto_kernel_size(lum: np.ndarray, max_size: int = 61, method: str = DEFAULT_KERNEL_SIZE_METHOD) -> int:
+    """Kernel support (odd, between 11 and ``max_size``) estimated from the blurry luminance.
+
+    * ``"peak"``: the L0 baseline's estimator on a 2× downscaled crop with a 25-tap
+      support (49 px at full resolution); the extent of the connected group of taps
+      ≥ 10% of the peak, doubled back to full resolution, plus 4 px.
+    * ``"mass"``: the same estimator with a 31-tap support (61 px); the radius about
+      the kernel's centroid that holds 97% of its mass, doubled, plus 4 px.
+    * ``"mass_acorr"`` (default): the smaller of ``"mass"`` and the gradient-autocorrelation
+      size (:func:`acorr_kernel_size`); the L0 kernel spreads over the whole support on
+      some images (over-estimates), the autocorrelation reads edges as blur on others —
+      they rarely fail together.
+
+    ``benchmarks/results/kernel_size_auto.md`` measures each against known kernels:
+    give the size when you know it."""
+    if method not in KERNEL_SIZE_METHODS:
+        raise InputError(f"unknown kernel-size method '{method}' (choose {', '.join(KERNEL_SIZE_METHODS)})")
+    if method == "peak":
+        from scipy import ndimage
+
+        k = _coarse_kernel(lum, 25)
+        support = k.shape[0]
+        lab, _ = ndimage.label(k >= 0.1 * k.max(), structure=np.ones((3, 3)))
+        m = lab == lab.flat[int(np.argmax(k))]
+        c = (support - 1) / 2
+        yy, xx = np.mgrid[:support, :support]
+        ext = max(np.abs(yy[m] - c).max(), np.abs(xx[m] - c).max())
+        size = int(2 * np.ceil(2 * ext) + 1) + 4
+    else:
+        size = int(2 * np.ceil(2 * _mass_extent(_coarse_kernel(lum, 31))) + 1) + 4
+        if method == "mass_acorr":
+            size = min(size, acorr_kernel_size(lum))
     size = max(11, min(max_size, size))
     return size if size % 2 else size + 1
 

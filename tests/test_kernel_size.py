@@ -1,0 +1,41 @@
+"""``--kernel-size auto`` on synthetic images whose kernels are known (13, 25 and 41 px)."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cbid_meta.errors import InputError
+from cbid_meta.evaluation.datasets import synthetic_set
+from cbid_meta.optim.photo import KERNEL_SIZE_METHODS, auto_kernel_size
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from kernel_size_auto import kernel_extent  # noqa: E402
+
+ITEMS = synthetic_set(n=8, size=255, kernel_sizes=(13, 17, 21, 25, 29, 33, 37, 41), noise=0.01)
+
+
+@pytest.mark.parametrize("i", [0, 3, 7])  # kernels of 13, 25 and 41 px
+def test_auto_size_covers_the_kernel_without_a_gross_over_estimate(i):
+    item = ITEMS[i]
+    ext = kernel_extent(item.kernel)  # what a centroid-centred estimate needs (deepinv kernels fill part of their array)
+    size = auto_kernel_size(item.blurry)
+    assert size % 2 == 1 and 11 <= size <= 61
+    assert ext <= size <= 2 * ext + 4, (item.name, ext, size)
+
+
+def test_kernel_extent_of_a_centred_and_an_off_centre_line():
+    k = np.zeros((15, 15))
+    k[7, 3:12] = 1  # a 9-tap line through the centre
+    assert kernel_extent(k) == 9
+    k = np.zeros((15, 15))
+    k[2, 0:5] = 1  # a 5-tap line in a corner: its centred extent ignores the empty array
+    assert kernel_extent(k) == 5
+
+
+def test_every_method_runs_and_an_unknown_one_is_refused():
+    y = ITEMS[0].blurry
+    for m in KERNEL_SIZE_METHODS:
+        assert auto_kernel_size(y, method=m) % 2 == 1
+    with pytest.raises(InputError, match="unknown kernel-size method"):
+        auto_kernel_size(y, method="nope")
