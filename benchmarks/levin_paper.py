@@ -83,7 +83,7 @@ TABLE_COLUMNS = (
     "image", "width", "seed", "iterations", "psnr", "psnr_shift5", "ssim", "error_ratio", "kernel_ncc",
     "psnr_nonblind", "psnr_nonblind_shift5", "ssim_nonblind", "error_ratio_nonblind",
     "psnr_blurry", "psnr_blurry_shift5", "psnr_true_kernel", "psnr_true_kernel_shift5",
-    "shift_y", "shift_x", "shift5_y", "shift5_x", "seconds", "s_per_iter", "peak_mib", "scored_at",
+    "shift_y", "shift_x", "shift5_y", "shift5_x", "seconds", "s_per_iter", "cpu_share", "peak_mib", "scored_at",
 )
 
 
@@ -234,6 +234,25 @@ def configure(run: Run, a):
     return cfg, deb
 
 
+class cpu_meter:
+    """``share``: this process's CPU seconds over (wall seconds × torch threads) inside the block — about 1
+    when the run had the cores it asked for, well below when another process shared them (a CPU timing
+    counts only with a share near 1)."""
+
+    def __enter__(self):
+        import torch
+
+        self.threads = torch.get_num_threads()
+        self.t, self.c = time.perf_counter(), time.process_time()
+        self.share = math.nan
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self.t
+        self.share = (time.process_time() - self.c) / max(wall * self.threads, 1e-9)
+        return False
+
+
 def progress_printer(label: str, start: int):
     """A step callback printing ``label``'s progress (iterations, stage, fit, seconds, ETA) about once a minute."""
     last = [0.0]
@@ -273,11 +292,11 @@ def run_one(run: Run, a, work: Path) -> RunOutput:
                      "kernel_ncc": kernel_similarity(ker, item.kernel)["ncc"]})
         pd.DataFrame(rows).to_csv(curve_path, index=False)
 
-    with peak_meter() as pm:
+    with peak_meter() as pm, cpu_meter() as cm:
         res = deb.run(item.blurry.astype(np.float32), callback=progress_printer(tag, start), checkpoint=ckpt, checkpoint_every=a.checkpoint_every,
                       monitor=monitor, monitor_every=a.curve_every)
     steps = res.info["steps"]
-    info = {"iterations": steps, "seconds": res.seconds, "s_per_iter": res.seconds / max(steps, 1), "peak_mib": pm.mib,
+    info = {"iterations": steps, "seconds": res.seconds, "s_per_iter": res.seconds / max(steps, 1), "peak_mib": pm.mib, "cpu_share": cm.share,
             "kernel_size": res.info["kernel_size"], "s0": res.info["coarsest_scale"], "parameters": res.info["parameters"],
             "threads": res.info["threads"], "device": res.info["device"], "resumed_from": res.info["resumed_from"],
             "roll_changes_per_1000": res.info.get("roll_changes_per_1000", math.nan),
@@ -325,7 +344,7 @@ def run_batch(runs: list[Run], a, work: Path) -> list[RunOutput]:
     s0 = deb.coarsest_scale(*runs[0].item.blurry.shape)
     if deb.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(deb.device)
-    with peak_meter() as pm:
+    with peak_meter() as pm, cpu_meter() as cm:
         results = PublishedRun(cfg, deb.device).run_batch(y, s0, [r.seed for r in runs], callback=progress, checkpoint=ckpt,
                                                           checkpoint_every=a.checkpoint_every, monitor=monitor, monitor_every=a.curve_every)
     gpu_mib = torch.cuda.max_memory_allocated(deb.device) / 2**20 if deb.device.type == "cuda" else math.nan
@@ -336,7 +355,7 @@ def run_batch(runs: list[Run], a, work: Path) -> list[RunOutput]:
         delta = restore(np.asarray(r.item.blurry, dtype=np.float64), res.kernel, delta_cfg).astype(np.float32)
         steps = res.info["steps"]
         info = {"iterations": steps, "seconds": res.seconds, "s_per_iter": res.seconds / max(steps, 1), "peak_mib": pm.mib,
-                "peak_gpu_mib": gpu_mib, "kernel_size": res.info["kernel_size"], "s0": res.info["coarsest_scale"],
+                "cpu_share": cm.share if deb.device.type == "cpu" else math.nan, "peak_gpu_mib": gpu_mib, "kernel_size": res.info["kernel_size"], "s0": res.info["coarsest_scale"],
                 "parameters": res.info["parameters"], "threads": res.info["threads"], "device": device,
                 "resumed_from": res.info["resumed_from"], "batch": len(runs), "parallel": getattr(a, "parallel", 1),
                 "roll_changes_per_1000": res.info["roll_changes_per_1000"],
