@@ -294,9 +294,10 @@ def run_one(run: Run, a, work: Path) -> RunOutput:
 
     with peak_meter() as pm, cpu_meter() as cm:
         res = deb.run(item.blurry.astype(np.float32), callback=progress_printer(tag, start), checkpoint=ckpt, checkpoint_every=a.checkpoint_every,
-                      monitor=monitor, monitor_every=a.curve_every)
+                      monitor=monitor, monitor_every=a.curve_every, init=getattr(a, "init_obj", None))
     steps = res.info["steps"]
     info = {"iterations": steps, "seconds": res.seconds, "s_per_iter": res.seconds / max(steps, 1), "peak_mib": pm.mib, "cpu_share": cm.share,
+            "init": getattr(a, "init_tag", None),
             "kernel_size": res.info["kernel_size"], "s0": res.info["coarsest_scale"], "parameters": res.info["parameters"],
             "threads": res.info["threads"], "device": res.info["device"], "resumed_from": res.info["resumed_from"],
             "roll_changes_per_1000": res.info.get("roll_changes_per_1000", math.nan),
@@ -345,8 +346,13 @@ def run_batch(runs: list[Run], a, work: Path) -> list[RunOutput]:
     if deb.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(deb.device)
     with peak_meter() as pm, cpu_meter() as cm:
+        init = getattr(a, "init_obj", None)
+        if init is not None:
+            init.check(cfg.image, cfg.kernel)
         results = PublishedRun(cfg, deb.device).run_batch(y, s0, [r.seed for r in runs], callback=progress, checkpoint=ckpt,
-                                                          checkpoint_every=a.checkpoint_every, monitor=monitor, monitor_every=a.curve_every)
+                                                          checkpoint_every=a.checkpoint_every, monitor=monitor, monitor_every=a.curve_every,
+                                                          init=init.params if init is not None else None,
+                                                          lrs=init.lrs if init is not None else None)
     gpu_mib = torch.cuda.max_memory_allocated(deb.device) / 2**20 if deb.device.type == "cuda" else math.nan
     device = torch.cuda.get_device_name(deb.device) if deb.device.type == "cuda" else "cpu"
     outs = []
@@ -355,7 +361,7 @@ def run_batch(runs: list[Run], a, work: Path) -> list[RunOutput]:
         delta = restore(np.asarray(r.item.blurry, dtype=np.float64), res.kernel, delta_cfg).astype(np.float32)
         steps = res.info["steps"]
         info = {"iterations": steps, "seconds": res.seconds, "s_per_iter": res.seconds / max(steps, 1), "peak_mib": pm.mib,
-                "cpu_share": cm.share if deb.device.type == "cpu" else math.nan, "peak_gpu_mib": gpu_mib, "kernel_size": res.info["kernel_size"], "s0": res.info["coarsest_scale"],
+                "cpu_share": cm.share if deb.device.type == "cpu" else math.nan, "peak_gpu_mib": gpu_mib, "init": getattr(a, "init_tag", None), "kernel_size": res.info["kernel_size"], "s0": res.info["coarsest_scale"],
                 "parameters": res.info["parameters"], "threads": res.info["threads"], "device": device,
                 "resumed_from": res.info["resumed_from"], "batch": len(runs), "parallel": getattr(a, "parallel", 1),
                 "roll_changes_per_1000": res.info["roll_changes_per_1000"],
@@ -410,6 +416,7 @@ def make_row(out: RunOutput, scores: dict, prov: dict) -> dict:
            "scored_at": SCORED_AT, "method": METHOD, "git_revision": prov["git_revision"], "date": prov["date"], "steps": r.steps}
     if r.steps:
         row["note"] = f"--steps {r.steps}"
+    row["mode"] = "meta" if row.get("init") else "scratch"
     return row
 
 
@@ -435,12 +442,16 @@ def run_image(item, a, work: Path, prov: dict, seed: int | None = None, store=No
 
 
 # -- rows -----------------------------------------------------------------------
-def row_store(work: Path, recipe: str = "paper", kernel_margin: int = 0):
-    """The finished rows of ``work`` (one JSON per image × width × seed [× --steps]); refuses another method revision, recipe or margin."""
+def row_store(work: Path, recipe: str = "paper", kernel_margin: int = 0, init: str | None = None):
+    """The finished rows of ``work`` (one JSON per image × width × seed [× --steps]); refuses another method revision,
+    recipe, margin or initialiser (``init``: the sha256 of a meta-learned initialiser; a folder holds one kind of start)."""
     from cbid_meta.evaluation.rows import RowStore
 
+    settings = {"method": METHOD, "recipe": recipe, "kernel_margin": kernel_margin}
+    if init:
+        settings["init"] = init
     return RowStore(Path(work) / "rows", key=("image", "width", "seed", "steps"),
-                    settings={"method": METHOD, "recipe": recipe, "kernel_margin": kernel_margin},
+                    settings=settings,
                     stem=lambda k: _tag(k[0], int(k[1]), int(k[2]), int(k[3]) if k[3] else None))
 
 
@@ -483,7 +494,7 @@ def import_runs(store, work: Path, src: Path, device_name: str | None = None, pl
     ``placement`` are written into the imported rows.  Returns the number of rows imported."""
     import shutil
 
-    other = row_store(src, recipe, kernel_margin)  # refuses rows of another method revision, recipe or margin
+    other = row_store(src, recipe, kernel_margin, getattr(store, "settings", {}).get("init"))  # refuses another revision, recipe, margin or start
     n = 0
     for row in other.rows():
         key = store.key_of(row)
@@ -697,6 +708,9 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="override the recipe's 5000 iterations (kept apart in the tables)")
     ap.add_argument("--seeds", "--seed", dest="seeds", default=None, help="comma-separated seeds, each a run per image (default: the recipe's, 2024)")
     ap.add_argument("--kernel-margin", type=int, default=0, help="px added to the true kernel size")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="a meta-learned initialiser of the published generators (cbid meta-train): every run starts from it, with its step "
+                         "sizes; use a work folder and tables of their own (--work, --out, --curve)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--checkpoint-every", type=int, default=250)
     ap.add_argument("--curve-every", type=int, default=250)
@@ -726,8 +740,32 @@ def main(argv=None) -> int:
     except ValueError:
         ap.error(f"--seeds: comma-separated integers expected, got {a.seeds!r}")
     prov = provenance()
+    a.init_obj, init_digest = None, None
+    if a.init is not None:
+        from cbid_meta.io.record import sha256_file
+        from cbid_meta.meta import MetaInit
+
+        try:
+            a.init_obj = MetaInit.load(a.init)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not a.init_obj.published:
+            print(f"error: {a.init} is not an initialiser of the published generators", file=sys.stderr)
+            return 2
+        from cbid_meta.config import load_recipe
+
+        want = load_recipe(a.recipe)
+        want.image.width = a.width
+        try:
+            a.init_obj.check(want.image, want.kernel)  # before any work
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        init_digest = sha256_file(a.init)[:16]
+        a.init_tag = f"{a.init.name}@{init_digest}"
     try:
-        store = row_store(a.work, a.recipe, a.kernel_margin)
+        store = row_store(a.work, a.recipe, a.kernel_margin, init_digest)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

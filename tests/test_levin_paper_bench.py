@@ -183,3 +183,30 @@ def test_batched_runs_store_rows_and_import_into_another_work_folder(fake_levin,
     assert set(moved) == {2024, 7} and all(r["device"] == "a GPU" for r in moved.values())
     for s in (2024, 7):
         assert moved[s]["psnr"] == pytest.approx(rows[s]["psnr"], abs=1e-9)  # re-scored here from the copied outputs
+
+
+def test_runs_from_a_meta_learned_initialiser_keep_a_folder_of_their_own(fake_levin, tmp_path, capsys):
+    """--init: every run starts from the initialiser; its rows say so, and a folder holds one kind of start."""
+    from cbid_meta.meta.train import MetaConfig, meta_train
+
+    init = meta_train(MetaConfig(recipe="paper", width=4, crop=72, kernel_min=5, kernel_max=7, kernel_margin=0, inner_steps=4,
+                                 meta_batch=1, outer_steps=1, n_leaves=2, checkpoint_every=1, test_steps=4), tmp_path / "m")
+    path = init.save(tmp_path / "init.safetensors")
+    work = tmp_path / "w"
+    common = ["--data", str(fake_levin), "--width", "4", "--images", "im1_kernel4", "--steps", "4", "--work", str(work),
+              "--out", str(tmp_path / "meta.csv"), "--curve", str(tmp_path / "meta_curve.csv")]
+    assert lp.main([*common, "--init", str(path)]) == 0
+    row = pd.read_csv(tmp_path / "meta.csv", comment="#").iloc[0]
+    assert row["mode"] == "meta" and str(row["init"]).startswith("init.safetensors@")
+    assert (work / "outputs" / "im1_kernel4__w4__s2024__4it_x.npy").exists()
+    capsys.readouterr()
+    assert lp.main(common) == 2  # a scratch run into the meta folder
+    assert "other settings" in capsys.readouterr().err
+    other = meta_train(MetaConfig(recipe="paper", width=4, crop=72, kernel_min=5, kernel_max=7, kernel_margin=0, inner_steps=4,
+                                  meta_batch=1, outer_steps=1, n_leaves=2, checkpoint_every=1, test_steps=4, seed=1), tmp_path / "m2")
+    assert lp.main([*common, "--init", str(other.save(tmp_path / "other.safetensors"))]) == 2
+    wide = ["--data", str(fake_levin), "--width", "8", "--images", "im1_kernel4", "--steps", "4", "--work", str(tmp_path / "w8"),
+            "--out", str(tmp_path / "w8.csv"), "--curve", str(tmp_path / "w8_curve.csv"), "--init", str(path)]
+    capsys.readouterr()
+    assert lp.main(wide) == 2  # a width-8 U-Net cannot start from a width-4 initialiser
+    assert "width=4" in capsys.readouterr().err

@@ -50,8 +50,9 @@ class RowStore:
         self.folder, self.key = Path(folder), tuple(key)
         self._stem = stem or (lambda k: "__".join(str(v) for v in k))  # path() normalises the key first
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.settings = {k: _plain(v) for k, v in (settings or {}).items()}
         if settings is not None:
-            self._check_settings({k: _plain(v) for k, v in settings.items()})
+            self._check_settings(self.settings)
 
     def _check_settings(self, settings: dict) -> None:
         path = self.folder / SETTINGS
