@@ -276,3 +276,26 @@ def test_initialisers_are_refused_by_the_other_generators(tmp_path, cfg_of, tiny
     narrow, _ = cfg_of(support=9, steps=4, size=64)
     with pytest.raises(InputError, match="grid generators"):
         Deblurrer(narrow).run(y, init=grid)
+
+
+def test_tasks_one_by_one_give_the_batched_meta_gradient(float64, tiny):
+    """task_batch = 1 adapts the tasks of a step one at a time: the meta-gradients of the stacked batch (float64: in
+    float32 the inner Adam's first, sign-like steps turn rounding differences into percent-level ones)."""
+    from cbid_meta.config import load_recipe as load
+    from cbid_meta.meta.published import PublishedLearner
+    from cbid_meta.meta.tasks import TaskSampler, builtin_images
+
+    out = []
+    for tb in (0, 1):
+        mc = MetaConfig(**{**tiny, "task_batch": tb})
+        sampler = TaskSampler(builtin_images("train", n_leaves=mc.n_leaves, seed=mc.seed), mc.crop, (mc.kernel_min, mc.kernel_max), (0.0, mc.noise_max), mc.seed)
+        learner = PublishedLearner(mc, load(mc.recipe), sampler, "cpu")
+        theta = learner.initial_theta()
+        out.append(learner.process(0, [0, 1], theta, learner.lr0()))
+    (ga, la, sa), (gb, lb, sb) = out
+    va = torch.cat([ga[k].flatten() for k in sorted(ga)])
+    vb = torch.cat([gb[k].flatten() for k in sorted(gb)])
+    assert float((va - vb).norm()) <= 1e-6 * float(va.norm())
+    torch.testing.assert_close(la, lb, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(sa, sb, rtol=1e-5, atol=1e-7)
+    assert float(sa[2]) == 2  # two tasks counted

@@ -165,11 +165,18 @@ class PublishedLearner:
         stats = torch.zeros(3, device=self.device)
         if not indices:
             return g_sum, g_lr, stats
+        size = self.cfg.task_batch or len(indices)
+        for i in range(0, len(indices), size):
+            self._process_batch(step, indices[i : i + size], theta, lrs, names, g_sum, g_lr, stats)
+        return g_sum, g_lr, stats
+
+    def _process_batch(self, step, indices, theta, lrs, names, g_sum, g_lr, stats) -> None:
+        """Adapt the tasks ``indices`` as one batch; add their contributions to the sums in place."""
         mc = self.cfg
         ks = self.kernel_size(step)
         tasks = [self.sampler.sample(1 + step * mc.meta_batch + j, kernel_size=ks) for j in indices]
-        y = np.stack([t.blurry for t in tasks]).astype(np.float32)
-        y_t = torch.from_numpy(y)[:, None].to(self.device)
+        y = np.stack([t.blurry for t in tasks])
+        y_t = torch.from_numpy(y)[:, None].to(self.device, torch.get_default_dtype())
         support = ks + mc.kernel_margin
         tcfg, s0 = inner_config(self.base, support, mc.inner_steps, *y.shape[-2:])
         prob, state = PublishedRun(tcfg, self.device).adapt(y_t, s0, {k: v.detach() for k, v in theta.items()}, lrs,
@@ -194,7 +201,6 @@ class PublishedLearner:
             for gi, g in enumerate(self.groups):
                 dot = sum(torch.sum(grads[k] * state.update_sums[k]) for k in names if k.startswith(g + "."))
                 g_lr[gi] += -lrs[g] * dot
-        return g_sum, g_lr, stats
 
     def init_info(self) -> dict:
         return {"method": self.method, "recipe": self.cfg.recipe, "test_recipe": dataclasses.asdict(self.base.schedule)}

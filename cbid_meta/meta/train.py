@@ -54,6 +54,7 @@ class MetaConfig:
     noise_max: float = 0.01
     kernel_margin: int = 10  # same support margin as the Levin benchmark of the scratch mode
     width: int = 0  # published recipe: the U-Net width to meta-train (0: the recipe's)
+    task_batch: int = 0  # published recipe: tasks adapted together (stacked, vmap); 0: all of a process's tasks, 1: one by one
     n_leaves: int = 48
     leaf_size: int = 256  # side of the dead-leaves images (crop + the largest kernel must fit)
     data: str = ""  # optional image folder (datasets imagefolder), added to the built-in source
@@ -64,6 +65,8 @@ class MetaConfig:
     def validate(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise InputError(f"unknown algorithm '{self.algorithm}' (choose {', '.join(ALGORITHMS)})")
+        if self.task_batch < 0:
+            raise InputError(f"task-batch must be 0 (all) or more, got {self.task_batch}")
         for name in ("inner_steps", "meta_batch", "outer_steps", "checkpoint_every", "test_steps"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name.replace('_', '-')} must be at least 1")

@@ -1,0 +1,47 @@
+"""benchmarks/meta_published.py: meta rows against scratch rows (no optimisation)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+_spec = importlib.util.spec_from_file_location("meta_published", ROOT / "benchmarks" / "meta_published.py")
+mp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mp)
+
+
+def _row(image, steps, psnr, ncc=0.8, seed=2024, **kw):
+    return {"image": image, "width": 32, "seed": seed, "steps": steps, "psnr": psnr, "kernel_ncc": ncc, "seconds": 10.0, **kw}
+
+
+def _folder(root: Path, rows: list[dict]) -> Path:
+    (root / "rows").mkdir(parents=True)
+    for i, r in enumerate(rows):
+        (root / "rows" / f"r{i}.json").write_text(json.dumps(r))
+    (root / "rows" / "settings.json").write_text("{}")
+    return root
+
+
+def test_reach_speedup_and_equal_budget(tmp_path):
+    scratch = _folder(tmp_path / "s", [_row("a", None, 30.0), _row("a", 500, 22.0), _row("b", None, 33.0), _row("c", 500, 20.0)])
+    meta = _folder(tmp_path / "m", [_row("a", 250, 29.0, init="i@1"), _row("a", 500, 31.0, init="i@1"), _row("b", 500, 32.0, init="i@1"),
+                                    _row("c", 500, 25.0, init="i@1")])  # c has no 5000-iteration scratch row: left out
+    assert mp.main(["--scratch", str(scratch), "--meta", str(meta), "--out", str(tmp_path / "out")]) == 0
+    t = pd.read_csv(tmp_path / "out" / "meta_levin.csv", comment="#")
+    assert sorted(t.image.unique()) == ["a", "b"]
+    a = t[(t.image == "a") & (t.budget == 500)].iloc[0]
+    assert a.reach_budget == 500 and a.speedup == 10.0 and a.psnr_scratch_same_budget == 22.0
+    b = t[t.image == "b"].iloc[0]
+    assert np.isnan(b.reach_budget) and b.speedup == 0.0 and np.isnan(b.psnr_scratch_same_budget)
+    s = json.loads((tmp_path / "out" / "meta_summary.json").read_text())
+    assert s["pairs"] == 2 and s["reached"] == 1 and s["mean_scratch_final_psnr"] == 31.5 and s["median_speedup"] == 5.0
+    assert s["budget_500"]["mean_psnr_meta"] == 31.5 and s["budget_500"]["mean_psnr_scratch_same_budget"] is None
+
+
+def test_missing_folders_give_one_error_line(tmp_path, capsys):
+    assert mp.main(["--scratch", str(tmp_path / "none"), "--meta", str(tmp_path / "none2"), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
