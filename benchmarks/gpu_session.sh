@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One lent-GPU session, prepared to run unattended inside one command (benchmarks/README.md, "On a lent GPU"):
-#   1. the GPU speed table of the published run (widths 128/64/32, batches 1/8/32; bf16 at width 128, batch 8),
+#   1. the GPU speed table of the published run (widths 128/64/32, batches 1/8/32; bf16 at width 128, batch 8;
+#      TF32 off at width 128, batches 1 and 8 — PyTorch's default runs float32 convolutions in TF32),
 #      alone on the card: paper_speed_gpu.csv / .md;
 #   2. the published method on Levin at width 128 (all 32 images, seed 2024, or the one-per-kernel subset
 #      when all do not fit; the subset also seeds 1 and 2 when they fit) and at width 32 (the subset, seeds
@@ -37,6 +38,8 @@ timeout 150 $PY benchmarks/paper_speed.py --published --device "$DEVICE" --width
   --out "$OUT/paper_speed_gpu.csv" >> "$LOG" 2>&1
 timeout 40 $PY benchmarks/paper_speed.py --published --device "$DEVICE" --widths "$WA" --batches 8 --autocast bf16 --iters 20 \
   --out "$W/paper_speed_gpu_bf16.csv" >> "$LOG" 2>&1
+timeout 40 $PY benchmarks/paper_speed.py --published --device "$DEVICE" --widths "$WA" --batches 1,8 --tf32 off --iters 20 \
+  --out "$W/paper_speed_gpu_tf32_off.csv" >> "$LOG" 2>&1
 
 # 2. plan from the speed table: seconds per problem-iteration at batch 8 in one process; the workers share
 #    the card, so a pass costs about runs x 5000 x that, and each worker's batch lasts about the whole pass
@@ -57,7 +60,7 @@ fi
 echo "levin passes ended after $(( $(date +%s) - T0 )) s" >> "$LOG"
 
 # 3. pack: the small files in one archive, the outputs in archives of at most 15 MiB (before compression)
-(cd "$W" && tar czf "$OUT/levin_meta.tgz" rows curve logs levin_paper.csv levin_paper.md levin_paper_curve.csv paper_speed_gpu_bf16.csv) 2>> "$LOG"
+(cd "$W" && tar czf "$OUT/levin_meta.tgz" rows curve logs levin_paper.csv levin_paper.md levin_paper_curve.csv paper_speed_gpu_bf16.csv paper_speed_gpu_tf32_off.csv) 2>> "$LOG"
 $PY benchmarks/gpu_plan.py --pack "$W/outputs" "$OUT" >> "$LOG" 2>&1
 echo "session ended after $(( $(date +%s) - T0 )) s" >> "$LOG"
 tail -n 12 "$LOG"

@@ -114,14 +114,33 @@ def time_option(width: int, option: str, size: int, ksize: int, iters: int) -> f
     return statistics.median(times)
 
 
-def time_published(width: int, batch: int, size: int, ksize: int, iters: int, device: str, autocast: str = "none") -> dict:
-    """One row: the published run's final-stage step on ``batch`` problems (see the module doc)."""
+def set_tf32(on: bool) -> None:
+    """TF32 for float32 convolutions and matrix products on a CUDA device (PyTorch's default: on for
+    convolutions through cuDNN, off for matrix products)."""
+    torch.backends.cudnn.allow_tf32 = on
+    torch.backends.cuda.matmul.allow_tf32 = on
+
+
+def time_published(width: int, batch: int, size: int, ksize: int, iters: int, device: str, autocast: str = "none", tf32: str = "default") -> dict:
+    """One row: the published run's final-stage step on ``batch`` problems (see the module doc); ``tf32``:
+    ``default`` (PyTorch's settings as they are), ``on`` or ``off`` (:func:`set_tf32`)."""
+    dev = torch.device(device)
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    if tf32 != "default":
+        set_tf32(tf32 == "on")
+    try:
+        row = _time_published(dev, width, batch, size, ksize, iters, autocast)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    return {**row, "tf32_conv": saved[0] if tf32 == "default" else tf32 == "on", "tf32_matmul": saved[1] if tf32 == "default" else tf32 == "on"}
+
+
+def _time_published(dev, width: int, batch: int, size: int, ksize: int, iters: int, autocast: str) -> dict:
     from cbid_meta.config import load_recipe
     from cbid_meta.optim.deblur import Stage
     from cbid_meta.optim.loop import LoopState, optimise
     from cbid_meta.optim.published import PublishedRun
 
-    dev = torch.device(device)
     cfg = load_recipe("paper")
     cfg.image.width, cfg.kernel_size, cfg.image.autocast = width, ksize, autocast
     run = PublishedRun(cfg, dev)
@@ -152,9 +171,9 @@ def main_published(a) -> int:
     for w in (int(v) for v in a.widths.split(",")):
         for b in (int(v) for v in a.batches.split(",")):
             for ac in a.autocast.split(","):
-                r = time_published(w, b, a.size, a.kernel_size, a.iters, a.device, ac)
+                r = time_published(w, b, a.size, a.kernel_size, a.iters, a.device, ac, a.tf32)
                 rows.append(r)
-                print(f"{r['device']} width {w:>3} batch {b:>2} {ac:<5} {r['s_per_iter'] * 1000:8.1f} ms/it  "
+                print(f"{r['device']} width {w:>3} batch {b:>2} {ac:<5} tf32 {a.tf32:<7} {r['s_per_iter'] * 1000:8.1f} ms/it  "
                       f"{r['s_per_image_alone']:7.1f} s/image alone  {r['s_per_image_throughput']:6.1f} s/image throughput  "
                       f"{r['peak_gpu_mib']:8.0f} MiB", flush=True)
     df = pd.DataFrame(rows)
@@ -180,6 +199,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batches", default="1", help="with --published: problems per batch, comma-separated")
     ap.add_argument("--autocast", default="none", help="with --published: none and/or bf16, comma-separated")
+    ap.add_argument("--tf32", choices=("default", "on", "off"), default="default",
+                    help="with --published on CUDA: TF32 for float32 convolutions and matrix products (default: PyTorch's settings)")
     a = ap.parse_args(argv)
     if a.published:
         return main_published(a)

@@ -299,3 +299,12 @@ def test_tasks_one_by_one_give_the_batched_meta_gradient(float64, tiny):
     torch.testing.assert_close(la, lb, rtol=1e-6, atol=1e-12)
     torch.testing.assert_close(sa, sb, rtol=1e-5, atol=1e-7)
     assert float(sa[2]) == 2  # two tasks counted
+
+
+def test_resume_may_regroup_the_tasks_but_not_change_the_task_set(tmp_path, tiny):
+    """A run checkpointed with one task_batch resumes with another (a CPU run continued on a GPU); other settings are refused."""
+    meta_train(MetaConfig(**{**tiny, "outer_steps": 1, "task_batch": 1}), tmp_path / "r")
+    init = meta_train(MetaConfig(**{**tiny, "outer_steps": 2, "task_batch": 0}), tmp_path / "r", resume=True)
+    assert init.published and len((tmp_path / "r" / "metrics.csv").read_text().strip().splitlines()) == 1 + 2
+    with pytest.raises(InputError, match="different settings"):
+        meta_train(MetaConfig(**{**tiny, "outer_steps": 3, "meta_batch": 3}), tmp_path / "r", resume=True)

@@ -487,6 +487,7 @@ def meta_train_cmd(
     algorithm: Optional[Algorithm] = typer.Option(None, "--algorithm", help="reptile or fomaml. " + _meta_default("algorithm")),
     meta_sgd: Optional[bool] = typer.Option(None, "--meta-sgd/--no-meta-sgd", help="Learn per-group inner step sizes. " + _meta_default("meta_sgd")),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed of the task sampler and the initialisation. " + _meta_default("seed")),
+    task_batch: Optional[int] = typer.Option(None, "--task-batch", help="Published recipes: tasks adapted together (stacked; fastest on a GPU), 1 one by one (fastest on a CPU), 0 all of a process's tasks. " + _meta_default("task_batch")),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/last.safetensors."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ):
@@ -502,7 +503,7 @@ def meta_train_cmd(
     cfg = load_meta_recipe(meta_recipe) if meta_recipe else MetaConfig()
     over = {"data": str(data) if data else None, "kernel_min": kernel_min, "kernel_max": kernel_max, "noise_max": noise_max,
             "inner_steps": inner_steps, "meta_batch": meta_batch, "outer_steps": outer_steps,
-            "algorithm": algorithm.value if algorithm else None, "meta_sgd": meta_sgd, "seed": seed}
+            "algorithm": algorithm.value if algorithm else None, "meta_sgd": meta_sgd, "seed": seed, "task_batch": task_batch}
     cfg = dc.replace(cfg, **{k: v for k, v in over.items() if v is not None})
     with _progress() as progress, peak_meter() as pm:
         task = progress.add_task("meta-train", total=cfg.outer_steps)

@@ -311,7 +311,8 @@ def _load_checkpoint(path: Path, theta, names, log_lr, opt, cfg, fp) -> int:
         meta = f.metadata()
     saved = json.loads(meta["config"])
     mine = dataclasses.asdict(cfg)
-    diff = [k for k in mine if k not in ("outer_steps", "checkpoint_every") and saved.get(k) != mine[k]]
+    free = ("outer_steps", "checkpoint_every", "task_batch")  # task_batch: the same sums, grouped otherwise
+    diff = [k for k in mine if k not in free and saved.get(k, MetaConfig.__dataclass_fields__[k].default) != mine[k]]
     if diff:
         raise InputError(f"checkpoint {path} was trained with different settings ({', '.join(diff)}); use another --output or drop --resume")
     if meta.get("data_fingerprint") != fp:
