@@ -70,8 +70,10 @@ def compare(scratch: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
                 "psnr_meta": r.psnr, "psnr_shift5_meta": r.get("psnr_shift5", math.nan), "kernel_ncc_meta": r.kernel_ncc,
                 "psnr_nonblind_meta": r.get("psnr_nonblind", math.nan), "seconds_meta": r.seconds,
                 "psnr_scratch_same_budget": float(eq.psnr.iloc[0]) if len(eq) else math.nan,
+                "psnr_nonblind_scratch_same_budget": float(eq.psnr_nonblind.iloc[0]) if len(eq) and "psnr_nonblind" in eq else math.nan,
                 "kernel_ncc_scratch_same_budget": float(eq.kernel_ncc.iloc[0]) if len(eq) else math.nan,
-                "psnr_scratch_final": ref.psnr, "kernel_ncc_scratch_final": ref.kernel_ncc, "seconds_scratch_final": ref.seconds,
+                "psnr_scratch_final": ref.psnr, "psnr_nonblind_scratch_final": ref.get("psnr_nonblind", math.nan),
+                "kernel_ncc_scratch_final": ref.kernel_ncc, "seconds_scratch_final": ref.seconds,
                 "psnr_blurry": ref.get("psnr_blurry", math.nan),
                 "reach_budget": reach if reach is not None else math.nan,
                 "speedup": FULL / reach if reach else 0.0,
@@ -85,11 +87,13 @@ def summarise(t: pd.DataFrame) -> dict:
     per = t.groupby(["image", "seed"]).first()
     s = {"pairs": int(len(per)), "budgets": sorted(int(b) for b in t.budget.unique()),
          "mean_scratch_final_psnr": float(per.psnr_scratch_final.mean()),
+         "mean_scratch_final_psnr_nonblind": float(per.psnr_nonblind_scratch_final.mean()),
          "reached": int(per.reach_budget.notna().sum()),
          "median_speedup": float(per.speedup.median()) if len(per) else math.nan}
     for b, d in t.groupby("budget"):
         s[f"budget_{int(b)}"] = {
             "mean_psnr_meta": float(d.psnr_meta.mean()),
+            "mean_psnr_nonblind_meta": float(d.psnr_nonblind_meta.mean()),
             "mean_psnr_scratch_same_budget": float(d.psnr_scratch_same_budget.mean()) if d.psnr_scratch_same_budget.notna().all() else None,
             "mean_kernel_ncc_meta": float(d.kernel_ncc_meta.mean()),
             "mean_kernel_ncc_scratch_final": float(d.kernel_ncc_scratch_final.mean()),

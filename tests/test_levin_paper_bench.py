@@ -210,3 +210,22 @@ def test_runs_from_a_meta_learned_initialiser_keep_a_folder_of_their_own(fake_le
     capsys.readouterr()
     assert lp.main(wide) == 2  # a width-8 U-Net cannot start from a width-4 initialiser
     assert "width=4" in capsys.readouterr().err
+
+
+def test_ablation_table_joins_recipes_peers_and_bounds(fake_levin, tmp_path):
+    """benchmarks/ablation_paper.py: the recipe methods through levin_paper.py, L0 MAP here, bounds from the
+    published rows; a second call resumes (nothing re-run) and the table keeps one row per method and image."""
+    spec = importlib.util.spec_from_file_location("ablation_paper", ROOT / "benchmarks" / "ablation_paper.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    args = ["--methods", "full,no_cross,l0_map,blurry,true_kernel", "--width", "4", "--images", "im1_kernel4", "--steps", "4",
+            "--data", str(fake_levin), "--work", str(tmp_path / "ab"), "--full-work", str(tmp_path / "full"), "--out", str(tmp_path / "ab.csv")]
+    assert ab.main(args) == 0
+    t = pd.read_csv(tmp_path / "ab.csv", comment="#")
+    assert sorted(t.method) == ["blurry", "full", "l0_map", "no_cross", "true_kernel"]
+    assert t.set_index("method").loc["true_kernel", "psnr"] > t.set_index("method").loc["blurry", "psnr"]
+    files = sorted(p.stat().st_mtime_ns for p in (tmp_path / "ab" / "l0_map" / "rows").glob("im1*.json"))
+    assert ab.main(args) == 0  # resumed: no run repeated
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "ab" / "l0_map" / "rows").glob("im1*.json")) == files
+    md = (tmp_path / "ab.md").read_text()
+    assert "One seed: no noise floor" in md and "full_minus" in md

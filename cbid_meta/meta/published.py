@@ -178,6 +178,7 @@ class PublishedLearner:
         y = np.stack([t.blurry for t in tasks])
         y_t = torch.from_numpy(y)[:, None].to(self.device, torch.get_default_dtype())
         support = ks + mc.kernel_margin
+        support += 1 - support % 2  # odd, as the Levin benchmark's supports
         tcfg, s0 = inner_config(self.base, support, mc.inner_steps, *y.shape[-2:])
         prob, state = PublishedRun(tcfg, self.device).adapt(y_t, s0, {k: v.detach() for k, v in theta.items()}, lrs,
                                                             track_updates=mc.meta_sgd)

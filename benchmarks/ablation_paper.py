@@ -1,0 +1,205 @@
+"""The paper's ablations and peers beside the published method on Levin, scored as the paper scores.
+
+Methods (``--methods``, default all): ``full`` (``recipes/paper.toml``), the ablations
+``no_cross``, ``single_scale``, ``no_progressive``, ``mlp_kernel``, ``cnn_image``,
+``direct_down`` (``recipes/paper_<name>.toml``: each a named recipe, docs/evaluation.md),
+the peers ``selfdeblur`` (:mod:`cbid_meta.baselines.selfdeblur`) and ``l0_map``, and
+the bounds ``blurry`` and ``true_kernel`` (taken from the published rows' reference
+columns).  The recipe methods run with ``benchmarks/levin_paper.py`` — resumable, outputs
+kept, scored at ±10 px with ±5 beside — in a work folder per recipe (``full`` shares
+levin_paper's own folder, so its rows are the ones of ``levin_paper.md``); the peers run
+here, their outputs kept and their rows stored one file each (a stopped run resumes).
+
+    python benchmarks/ablation_paper.py --width 32                     # the 8-image subset, seed 2024
+    python benchmarks/ablation_paper.py --width 32 --seeds 2024,1,2 --methods full,no_cross
+    python benchmarks/ablation_paper.py --report-only                   # the tables from the finished rows
+
+``ablation_paper.csv`` has one row per method, image and seed; ``ablation_paper.md``
+the means over the images every listed method has finished, ``full`` minus each method,
+and whether that difference exceeds the noise floor (the mean over images of ``full``'s
+standard deviation across seeds; with one seed there is none and every difference is
+reported as it is).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import levin_paper as lp  # noqa: E402
+from _common import ROOT, provenance, write_table  # noqa: E402
+
+RECIPES = {"full": "paper", "no_cross": "paper_no_cross", "single_scale": "paper_single_scale", "no_progressive": "paper_no_progressive",
+           "mlp_kernel": "paper_mlp_kernel", "cnn_image": "paper_cnn_image", "direct_down": "paper_direct_down"}
+PEERS = ("selfdeblur", "l0_map")
+BOUNDS = ("blurry", "true_kernel")
+METHODS = (*RECIPES, *PEERS, *BOUNDS)
+COLUMNS = ("method", "image", "width", "seed", "psnr", "psnr_shift5", "ssim", "error_ratio", "kernel_ncc", "psnr_nonblind",
+           "seconds", "iterations")
+
+
+def _work(a, method: str) -> Path:
+    return a.full_work if method == "full" else a.work / method
+
+
+def run_recipe(method: str, a) -> int:
+    """The recipe method's runs through levin_paper.py (its work folder, its own tables there)."""
+    w = _work(a, method)
+    argv = ["--recipe", RECIPES[method], "--width", str(a.width), "--images", a.images, "--seeds", a.seeds, "--device", a.device,
+            "--work", str(w), "--out", str(w / f"{method}.csv"), "--curve", str(w / f"{method}_curve.csv")]
+    if a.steps:
+        argv += ["--steps", str(a.steps)]
+    if a.data:
+        argv += ["--data", str(a.data)]
+    return lp.main(argv)
+
+
+def _peer_store(a, method: str):
+    from cbid_meta.evaluation.rows import RowStore
+
+    return RowStore(_work(a, method) / "rows", key=("image", "seed", "steps"),
+                    settings={"method": method, "scorer": lp.METHOD, "kernel_margin": 0})
+
+
+def run_peer(method: str, items: list, seeds: list[int], a, prov: dict) -> None:
+    """SelfDeblur or L0 MAP on each image (and seed: L0 MAP has none), outputs kept, one row file each."""
+    from cbid_meta.evaluation.bench import BenchSettings, run_method
+
+    store = _peer_store(a, method)
+    work = _work(a, method)
+    for item in items:
+        for seed in (seeds if method == "selfdeblur" else [0]):
+            key = (item.name, seed, a.steps)
+            if key in store:
+                continue
+            st = BenchSettings(recipe="paper", steps=a.steps, seed=seed, kernel_margin=0, device=a.device)
+            t = time.perf_counter()
+            x, k, info = run_method(method, item, st)
+            sec = time.perf_counter() - t
+            tag = f"{item.name}__s{seed}" + (f"__{a.steps}it" if a.steps else "")
+            xs, _, ks = lp._as_saved(x, None, k)
+            lp.save_outputs(work, tag, xs, None, ks)
+            row = {"method": method, "image": item.name, "seed": seed, "steps": a.steps, **lp.score_outputs(item, xs, ks, None),
+                   "seconds": sec, "iterations": info.get("steps", math.nan), "git_revision": prov["git_revision"], "date": prov["date"]}
+            store.add(row)
+            print(f"{method} {tag}: PSNR {row['psnr']:.2f} dB (±5 {row['psnr_shift5']:.2f}), kernel NCC {row['kernel_ncc']:.3f}, {sec:.0f} s", flush=True)
+
+
+def gather(a, methods: list[str]) -> pd.DataFrame:
+    """Every finished row of the listed methods (bounds from the published rows' reference columns)."""
+    frames = []
+    for m in methods:
+        if m in RECIPES:
+            store = lp.row_store(_work(a, m), RECIPES[m], 0)
+            d = pd.DataFrame(store.rows())
+            if d.empty:
+                continue
+            d = d[(d.width == a.width) & (d["steps"].isna() if not a.steps else d["steps"] == a.steps)]
+            frames.append(d.assign(method=m))
+        elif m in PEERS:
+            d = pd.DataFrame(_peer_store(a, m).rows())
+            if not d.empty:
+                d = d[d["steps"].isna()] if not a.steps else d[d["steps"] == a.steps]
+                frames.append(d.assign(width=math.nan))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    bounds = [m for m in methods if m in BOUNDS]
+    if bounds and not out.empty:
+        ref = out.drop_duplicates("image")[["image", "psnr_blurry", "psnr_blurry_shift5", "psnr_true_kernel", "psnr_true_kernel_shift5"]]
+        for m in bounds:
+            col = "psnr_blurry" if m == "blurry" else "psnr_true_kernel"
+            out = pd.concat([out, pd.DataFrame({"method": m, "image": ref.image, "psnr": ref[col], "psnr_shift5": ref[col + "_shift5"]})],
+                            ignore_index=True)
+    lead = [c for c in COLUMNS if c in out]
+    return out[lead + [c for c in out.columns if c not in lead]]
+
+
+def summary(t: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, float]:
+    """Means per method over the images every method has; ``full`` minus each; the noise floor."""
+    present = [m for m in methods if m in set(t.method)]
+    common = set.intersection(*(set(t[t.method == m].image) for m in present)) if present else set()
+    d = t[t.image.isin(common)]
+    per = d.groupby(["method", "image"]).psnr.mean().unstack("image")
+    full = d[d.method == "full"]
+    floor = float(full.groupby("image").psnr.std().mean()) if "full" in present and full.groupby("image").seed.nunique().min() > 1 else math.nan
+    rows = []
+    for m in present:
+        dm = d[d.method == m]
+        mean = float(per.loc[m].mean())
+        diff = float(per.loc["full"].mean() - mean) if "full" in present and m != "full" else math.nan
+        verdict = "" if math.isnan(diff) else ("full above" if diff > (floor if not math.isnan(floor) else 0) else
+                                               "tie" if not math.isnan(floor) and abs(diff) <= floor else "full below")
+        rows.append({"method": m, "images": int(dm.image.nunique()), "seeds": int(dm.seed.nunique()) if "seed" in dm and dm.seed.notna().any() else 0,
+                     "psnr": mean, "psnr_shift5": float(dm.groupby("image").psnr_shift5.mean().mean()),
+                     "kernel_ncc": float(dm.groupby("image").kernel_ncc.mean().mean()) if "kernel_ncc" in dm else math.nan,
+                     "full_minus": diff, "verdict": verdict, "median_s": float(dm.seconds.median()) if "seconds" in dm else math.nan})
+    return pd.DataFrame(rows), floor
+
+
+def main(argv=None) -> int:
+    from cbid_meta.errors import InputError
+
+    runs = Path(os.environ.get("CBID_RUNS", Path.home() / ".cache" / "cbid_meta"))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--images", default="subset", help="as levin_paper.py: subset, all or names")
+    ap.add_argument("--seeds", default="2024")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--work", type=Path, default=runs / "ablation_paper", help="work folders of the ablations and peers")
+    ap.add_argument("--full-work", type=Path, default=runs / "levin_paper", help="the published method's levin_paper.py work folder")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablation_paper.csv")
+    ap.add_argument("--report-only", action="store_true")
+    a = ap.parse_args(argv)
+    methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        ap.error(f"unknown method(s) {', '.join(bad)} (choose from {', '.join(METHODS)})")
+    try:
+        seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
+    except ValueError:
+        ap.error(f"--seeds: comma-separated integers expected, got {a.seeds!r}")
+    prov = provenance()
+    if not a.report_only:
+        from cbid_meta.evaluation import load_levin
+
+        items = load_levin(a.data)
+        names = list(lp.SUBSET) if a.images == "subset" else [d.name for d in items] if a.images == "all" else a.images.split(",")
+        chosen = [d for d in items if d.name in names]
+        for m in methods:
+            try:
+                if m in RECIPES:
+                    if run_recipe(m, a):
+                        return 2
+                elif m in PEERS:
+                    run_peer(m, chosen, seeds, a, prov)
+            except InputError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+    t = gather(a, methods)
+    if t.empty:
+        print("error: no finished rows for these methods", file=sys.stderr)
+        return 2
+    s, floor = summary(t, methods)
+    write_table(t, a.out, prov)
+    lines = ["# The published method, its ablations and peers on Levin", "", *[f"- {k}: {v}" for k, v in prov.items()],
+             f"- width {a.width}, {'the published 5000 iterations' if not a.steps else f'{a.steps} iterations'}, seeds {a.seeds}", "",
+             "Means over the images every method listed has finished (seed means first); PSNR at ±10 px as the paper scores. "
+             + (f"Noise floor (mean seed std of full): {floor:.2f} dB; differences within it are ties." if not math.isnan(floor)
+                else "One seed: no noise floor; differences are reported as they are, not as effects."), "",
+             s.to_markdown(index=False, floatfmt=".2f"), "", "## Per run", "", t[[c for c in COLUMNS if c in t]].to_markdown(index=False, floatfmt=".2f"), ""]
+    a.out.with_suffix(".md").write_text("\n".join(lines))
+    print(s.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
