@@ -6,14 +6,14 @@ comparison is the one of the ``paper_grid`` recipe, whose 3000-step schedule is
 the cost the extension is meant to remove (docs/meta.md, "The `paper_grid` initialiser")::
 
     .venv/bin/cbid compare levin --recipe paper_grid --init cbid_meta/meta/paper_grid_init.safetensors \
-        --budgets 300,3000 --meta-budgets 75,150,300,600 -o benchmarks/results/compare_levin_paper
+        --budgets 300,3000 --meta-budgets 75,150,300,600 -o benchmarks/results/paper_grid/compare_levin
     .venv/bin/cbid compare synthetic --limit 12 --recipe paper_grid --init cbid_meta/meta/paper_grid_init.safetensors \
-        --budgets 300,3000 --meta-budgets 75,150,300,600 -o benchmarks/results/compare_synthetic_paper
+        --budgets 300,3000 --meta-budgets 75,150,300,600 -o benchmarks/results/paper_grid/compare_synthetic
     .venv/bin/python benchmarks/meta_levin.py --train-dir runs/meta_paper
 
-This script gathers them into ``benchmarks/results/meta_levin.csv`` (one row
+This script gathers them into ``benchmarks/results/paper_grid/meta_levin.csv`` (one row
 per image × mode × budget, columns ``image,dataset,mode,budget,steps,seconds,psnr,ssim,kernel_ncc``)
-and ``benchmarks/results/meta_summary.json`` (median speed-ups in steps and
+and ``benchmarks/results/paper_grid/meta_summary.json`` (median speed-ups in steps and
 seconds to reach the scratch run's final PSNR, PSNR at an equal small
 budget, meta-training cost).  Speed-ups are given twice: to the scratch run's
 final PSNR (the issue's criterion) and to its final kernel NCC (kernel
@@ -46,11 +46,11 @@ def blurry_psnr(dataset: str, names: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reports", default="levin=benchmarks/results/compare_levin_paper,synthetic=benchmarks/results/compare_synthetic_paper")
+    ap.add_argument("--reports", default="levin=benchmarks/results/paper_grid/compare_levin,synthetic=benchmarks/results/paper_grid/compare_synthetic")
     ap.add_argument("--small-budget", type=int, default=300, help="equal budget compared head to head (10%% of the paper recipe's 3000)")
     ap.add_argument("--train-dir", default=None, help="meta-train output folder (train_summary.json)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/meta_levin.csv"))
-    ap.add_argument("--summary", default=str(ROOT / "benchmarks/results/meta_summary.json"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/paper_grid/meta_levin.csv"))
+    ap.add_argument("--summary", default=str(ROOT / "benchmarks/results/paper_grid/meta_summary.json"))
     a = ap.parse_args()
     frames, sources = [], {}
     for spec in a.reports.split(","):
