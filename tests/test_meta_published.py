@@ -308,3 +308,21 @@ def test_resume_may_regroup_the_tasks_but_not_change_the_task_set(tmp_path, tiny
     assert init.published and len((tmp_path / "r" / "metrics.csv").read_text().strip().splitlines()) == 1 + 2
     with pytest.raises(InputError, match="different settings"):
         meta_train(MetaConfig(**{**tiny, "outer_steps": 3, "meta_batch": 3}), tmp_path / "r", resume=True)
+
+
+def test_paper_w32_has_a_packaged_initialiser_and_a_published_recipe_file_starts_from_scratch(tmp_path):
+    from cbid_meta.api import resolve_init
+    from cbid_meta.meta.init import default_init_path, load_default_init
+
+    init = load_default_init("paper_w32")
+    assert init is not None and init.published and init.image_config["width"] == 32 and init.steps == 500
+    assert default_init_path("paper_w32").name == "paper_w32_init.safetensors"
+    cfg = load_recipe("paper_w32")
+    init.check(cfg.image, cfg.kernel)  # it fits the recipe it is packaged for
+    mine = tmp_path / "mine.toml"
+    mine.write_text('base = "paper"\n')
+    assert load_default_init(str(mine)) is None and resolve_init(str(mine)) is None  # scratch, not a refused grid start
+    grid = tmp_path / "grid.toml"
+    grid.write_text('base = "fast"\n')
+    assert not load_default_init(str(grid)).published
+    assert load_default_init("paper") is None

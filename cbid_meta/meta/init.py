@@ -21,11 +21,11 @@ __all__ = ["MetaInit", "default_init_path", "load_default_init"]
 
 
 #: packaged initialisers by the per-image recipe they were meta-trained for
-PACKAGED = {"fast": "default_init.safetensors", "paper_grid": "paper_grid_init.safetensors"}
+PACKAGED = {"fast": "default_init.safetensors", "paper_grid": "paper_grid_init.safetensors", "paper_w32": "paper_w32_init.safetensors"}
 
 
 def default_init_path(recipe: str = "fast") -> Path:
-    """The initialiser shipped inside the package for ``recipe`` (``fast`` or ``paper_grid``).
+    """The initialiser shipped inside the package for ``recipe`` (``fast``, ``paper_grid`` or ``paper_w32``).
 
     A recipe given as a TOML path gets the fast recipe's initialiser; the file
     may be absent in a source checkout."""
@@ -122,8 +122,15 @@ class MetaInit:
 
 
 def load_default_init(recipe: str = "fast") -> MetaInit | None:
-    """The packaged initialiser for ``recipe``, or None (none is packaged for it, e.g. the published ``paper`` recipe)."""
+    """The packaged initialiser for ``recipe``, or None (none is packaged for it, e.g. the published ``paper``
+    recipe at width 128).  A recipe file gets the fast recipe's initialiser when it runs the grid generators
+    and none when it runs the published ones (their initialiser fits one width only)."""
     if not Path(str(recipe)).suffix and str(recipe) not in PACKAGED:
         return None
+    if Path(str(recipe)).suffix:
+        from ..config import load_recipe
+
+        if load_recipe(recipe).schedule.pyramid == "decimate":
+            return None
     p = default_init_path(recipe)
     return MetaInit.load(p) if p.is_file() else None
