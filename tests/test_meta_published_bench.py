@@ -45,3 +45,41 @@ def test_reach_speedup_and_equal_budget(tmp_path):
 def test_missing_folders_give_one_error_line(tmp_path, capsys):
     assert mp.main(["--scratch", str(tmp_path / "none"), "--meta", str(tmp_path / "none2"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_delta_finish_reach(tmp_path):
+    """The ∆ finish (the meta run's kernel + non-blind deconvolution) is scored against the same target, x at 5000."""
+    scratch = _folder(tmp_path / "s", [_row("a", None, 30.0, psnr_nonblind=31.0)])
+    meta = _folder(tmp_path / "m", [_row("a", 500, 28.0, psnr_nonblind=30.5), _row("a", 1000, 29.0, psnr_nonblind=31.0)])
+    assert mp.main(["--scratch", str(scratch), "--meta", str(meta), "--out", str(tmp_path / "out")]) == 0
+    s = json.loads((tmp_path / "out" / "meta_summary.json").read_text())
+    assert s["reached"] == 0 and s["median_speedup"] == 0.0
+    assert s["reached_delta_finish"] == 1 and s["median_speedup_delta_finish"] == 10.0
+    assert not (tmp_path / "out" / "compare_levin").exists()  # no kept outputs: no report
+
+
+def test_compare_report_from_kept_outputs(tmp_path):
+    """The cbid compare report is made from the kept outputs of both modes (nothing re-run)."""
+    import pytest
+
+    from cbid_meta.evaluation.datasets import load_dataset
+    from cbid_meta.errors import InputError
+
+    try:
+        item = load_dataset("levin")[0]
+    except InputError:
+        pytest.skip("Levin data not available")
+    extra = dict(psnr_shift5=20.0, ssim=0.5, iterations=5000, final_fit=0.01, psnr_nonblind=21.0, psnr_nonblind_shift5=21.0, ssim_nonblind=0.6)
+    scratch = _folder(tmp_path / "s", [_row(item.name, None, 20.0, **extra)])
+    meta = _folder(tmp_path / "m", [_row(item.name, 500, 21.0, **{**extra, "iterations": 500, "psnr_nonblind": 22.5})])
+    for work, tag in ((scratch, f"{item.name}__w32__s2024"), (meta, f"{item.name}__w32__s2024__500it")):
+        (work / "outputs").mkdir()
+        np.save(work / "outputs" / f"{tag}_x.npy", item.blurry.astype(np.float32))
+        np.save(work / "outputs" / f"{tag}_kernel.npy", item.kernel)
+    assert mp.main(["--scratch", str(scratch), "--meta", str(meta), "--out", str(tmp_path / "out")]) == 0
+    rep = tmp_path / "out" / "compare_levin"
+    df = pd.read_csv(rep / "results.csv", comment="#")
+    assert sorted(df["mode"]) == ["meta", "meta + ∆", "scratch"]
+    assert df[df["mode"] == "meta + ∆"].psnr.iloc[0] == 22.5 and df[df["mode"] == "meta"].psnr.iloc[0] == 21.0
+    assert (rep / "report.html").is_file() and (rep / "outputs" / f"{item.name}__meta.png").is_file()
+    assert "blurry input" in (rep / "summary.md").read_text()
