@@ -179,6 +179,23 @@ def test_bench_resume_skips_finished_pairs(tiny_set, tmp_path):
     assert len(list((out / "panels").glob("*.png"))) == 4
 
 
+def test_bench_keeps_outputs_that_rescore_to_their_rows(tiny_set, tmp_path):
+    """Every finished pair keeps its image and kernel; scoring them again gives the row (float32 image)."""
+    from cbid_meta.evaluation.bench import output_paths, score
+    from cbid_meta.pipeline.nonblind import deconvolve
+
+    items = load_folder(tiny_set)
+    out = tmp_path / "run"
+    df = run_bench(items, ("blurry", "true_kernel"), out, BenchSettings(), panels=False)
+    for _, r in df.iterrows():
+        it = next(i for i in items if i.name == r.image)
+        paths = output_paths(out, r.image, r.method)
+        assert paths["x"].is_file() and paths["kernel"].is_file() == (r.method == "true_kernel")
+        k = np.load(paths["kernel"]) if paths["kernel"].is_file() else None
+        again = score(it, np.load(paths["x"]).astype(np.float64), k, deconvolve(it.blurry, it.kernel))
+        assert abs(again["psnr"] - r.psnr) < 1e-3 and abs(again["ssim"] - r.ssim) < 1e-5
+
+
 def test_cli_bench_end_to_end(tiny_set, tmp_path, capsys):
     out = tmp_path / "b"
     main(["bench", str(tiny_set), "--methods", "full,l0_map,blurry,true_kernel", "--steps", "12", "-o", str(out), "--kernel-margin", "2"])

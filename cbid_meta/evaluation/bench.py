@@ -57,6 +57,32 @@ INR_SWITCHES = {  # recipe section -> overrides
 METHODS = DEFAULT_METHODS + ("selfdeblur",)
 
 
+def output_paths(out: Path, image: str, method: str) -> dict[str, Path]:
+    """Where a run's outputs are kept: ``OUT/outputs/<image>__<method>_{x,kernel}.npy``."""
+    return {k: Path(out) / "outputs" / f"{image}__{method}_{k}.npy" for k in ("x", "kernel")}
+
+
+def save_outputs(out: Path, image: str, method: str, x: np.ndarray, kernel: np.ndarray | None) -> None:
+    """Keep a run's image (float32) and kernel (float64), each written atomically, so a table can be
+    re-scored without re-running (:func:`score` on the loaded arrays gives the row's numbers)."""
+    import os
+
+    from ..io import atomic_path
+
+    paths = output_paths(out, image, method)
+    for key, a in (("x", np.asarray(x, dtype=np.float32)), ("kernel", None if kernel is None else np.asarray(kernel, dtype=np.float64))):
+        if a is None:
+            continue
+        tmp = atomic_path(paths[key])
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, a)
+            os.replace(tmp, paths[key])
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
 class peak_meter:
     """Peak resident memory (MiB) of this process inside a ``with`` block.
 
@@ -255,6 +281,7 @@ def run_bench(
             sec = time.perf_counter() - t
         row = {"method": m, "image": it.name, **score(it, est, k, refs.get(it.name)), "seconds": sec, "peak_mib": pm.mib}
         row.update({"kernel_size": extra.get("kernel_size", ""), "steps": extra.get("steps", ""), "seed": st.seed, "git_revision": (meta or {}).get("git_revision", "")})
+        save_outputs(out, it.name, m, est, k)  # before the row: a finished row always has its outputs
         if panels:
             _panel(it, est, k, out / "panels" / f"{it.name}__{m}.png")
         store.add(row)
