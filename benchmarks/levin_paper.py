@@ -541,6 +541,8 @@ def seed_from_tables(a, store, work: Path) -> int:
         tag = _row_tag(store, row)
         if not curve.empty and "seed" in curve and not (work / "curve" / f"{tag}.csv").exists() and store.key_of(row) not in store:
             c = curve[(curve["image"] == row["image"]) & (curve["width"] == row["width"]) & (curve["seed"] == row["seed"])]
+            if "steps" in c:
+                c = c[c["steps"].fillna(0).astype(int) == (0 if _missing(row["steps"]) else int(row["steps"]))].drop(columns="steps")
             if not c.empty:
                 (work / "curve").mkdir(parents=True, exist_ok=True)
                 c.to_csv(work / "curve" / f"{tag}.csv", index=False)
@@ -550,6 +552,22 @@ def seed_from_tables(a, store, work: Path) -> int:
 # -- tables ---------------------------------------------------------------------
 def _steps_label(v) -> str:
     return "" if _missing(v) or not v else f", --steps {int(v)}"
+
+
+def read_curve(path: Path) -> pd.DataFrame:
+    """One run's curve file with its ``steps`` (from the tag: ``…__500it``; empty for the recipe's schedule)."""
+    import re
+
+    c = pd.read_csv(path)
+    m = re.search(r"__(\d+)it$", Path(path).stem)
+    return c.assign(steps=int(m.group(1)) if m else pd.NA)
+
+
+def _curve_steps(c: pd.DataFrame) -> int:
+    """A curve's ``--steps`` (0: the recipe's), as ``_steps`` of the rows."""
+    if "steps" not in c or c["steps"].isna().all():
+        return 0
+    return int(c["steps"].dropna().iloc[0])
 
 
 def gather(a, store, work: Path, prov: dict) -> pd.DataFrame | None:
@@ -568,10 +586,11 @@ def gather(a, store, work: Path, prov: dict) -> pd.DataFrame | None:
                               "psnr_shift5: 5 px (Levin's comp_upto_shift); scored_at: the range of a row's psnr",
                    "note": "rows may come from several sessions: each row has its own git_revision and date"}
     write_table(df.drop(columns="_steps").dropna(axis=1, how="all"), a.out, meta)
-    curves = [pd.read_csv(p) for p in sorted((work / "curve").glob("*.csv"))] if (work / "curve").is_dir() else []
-    finished = {(r["image"], int(r["width"]), int(r["seed"])) for r in df.to_dict("records")}
-    curves = [c for c in curves if not c.empty and "seed" in c and (c["image"].iloc[0], int(c["width"].iloc[0]), int(c["seed"].iloc[0])) in finished]
-    curve = pd.concat(curves).sort_values(["width", "image", "seed", "iteration"]) if curves else pd.DataFrame()
+    curves = [read_curve(p) for p in sorted((work / "curve").glob("*.csv"))] if (work / "curve").is_dir() else []
+    finished = {(r["image"], int(r["width"]), int(r["seed"]), int(r["_steps"])) for r in df.to_dict("records")}
+    curves = [c for c in curves if not c.empty and "seed" in c
+              and (c["image"].iloc[0], int(c["width"].iloc[0]), int(c["seed"].iloc[0]), _curve_steps(c)) in finished]
+    curve = pd.concat(curves).sort_values(["steps", "width", "image", "seed", "iteration"], na_position="first") if curves else pd.DataFrame()
     if not curve.empty:
         write_table(curve, a.curve, meta)
     a.out.with_suffix(".md").write_text(markdown(df, meta, curve))
@@ -602,6 +621,8 @@ def markdown(df: pd.DataFrame, meta: dict, curve: pd.DataFrame | None = None) ->
         lines += ["", summary_lines(d)]
         if curve is not None and not curve.empty:
             c = curve[curve["width"] == w]
+            if "steps" in c:  # a --steps run has its own curve: never mixed with the recipe's
+                c = c[c["steps"].fillna(0).astype(int) == int(steps)]
             c = c[c.set_index(["image", "seed"]).index.isin(d.set_index(["image", "seed"]).index)]
             p = plateau_table(c, w)
             if p:

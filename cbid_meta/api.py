@@ -348,7 +348,8 @@ def deblur(image, *, progress: Callable[[int, int, str], None] | None = None, **
     Parameters (``settings`` are the keywords of :func:`plan`)
     ----------
     image : path, (H, W) or (H, W, 3) array in [0, 1], or torch tensor (channels first).
-    recipe : a recipe name (``fast``: the default, ``paper``: the published method) or TOML path.
+    recipe : a recipe name (``fast``: the default, ``paper``: the published method, ``paper_w32``: it at width 32
+        with a packaged initialiser, ``paper_grid``, the ``paper_*`` ablations) or TOML path.
     kernel_size : odd support in px, ``"auto"`` (estimated), or None (the recipe's).
     steps : total optimisation steps (the schedule is rescaled); None: the recipe's, or the
         initialiser's recommended budget in meta mode.

@@ -229,3 +229,25 @@ def test_ablation_table_joins_recipes_peers_and_bounds(fake_levin, tmp_path):
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "ab" / "l0_map" / "rows").glob("im1*.json")) == files
     md = (tmp_path / "ab.md").read_text()
     assert "One seed: no noise floor" in md and "full_minus" in md
+
+
+def test_curves_of_a_steps_run_and_a_recipe_run_stay_apart(fake_levin, tmp_path):
+    """The curve table carries each run's --steps; the plateau of a --steps section uses only its own curves."""
+    (item,) = load_levin(fake_levin)
+    work = tmp_path / "work"
+    store = lp.row_store(work)
+    short = _fake_output(item, 2024)  # --steps 20
+    full = lp.RunOutput(lp.Run(item, 8, 2024, None), short.x, short.delta, short.kernel, dict(short.info, iterations=40))
+    (work / "curve").mkdir(parents=True)
+    for out, last, psnr in ((short, 20, 11.0), (full, 40, 22.0)):
+        lp.finish(out, work, store, PROV)
+        its = list(range(10, last + 1, 10))
+        pd.DataFrame({"image": item.name, "width": 8, "seed": 2024, "iteration": its, "psnr": psnr, "psnr_shift5": psnr,
+                      "kernel_ncc": 0.5}).to_csv(work / "curve" / f"{out.run.tag}.csv", index=False)
+    a = _args(tmp_path)
+    lp.gather(a, store, work, PROV)
+    c = pd.read_csv(a.curve, comment="#")
+    assert sorted(c.groupby(c["steps"].fillna(0).astype(int)).size().items()) == [(0, 4), (20, 2)]
+    md = a.out.with_suffix(".md").read_text()
+    recipe_part, steps_part = md.split("--steps 20")[0], md.split("--steps 20")[1]
+    assert "22.00 dB at the end" in recipe_part and "11.00 dB at the end" in steps_part and "22.00 dB at the end" not in steps_part
