@@ -110,6 +110,39 @@ def summarise(t: pd.DataFrame) -> dict:
     return s
 
 
+def read_curve_table(path: Path) -> pd.DataFrame:
+    """A committed ``levin_paper.py`` curve table (``steps`` empty: the recipe's 5000)."""
+    if not Path(path).exists():
+        return pd.DataFrame()
+    c = pd.read_csv(path, comment="#")
+    if "steps" not in c:  # a table from before curves carried their runs' steps: cannot be split safely
+        return pd.DataFrame()
+    return c.assign(budget=c["steps"].fillna(FULL).astype(int))
+
+
+def curve_table(scratch_curve: pd.DataFrame, meta_curve: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Mean kernel NCC and PSNR of x per iteration: the meta runs of the largest budget against the
+    5000-iteration scratch runs at the same iterations, over the (image, width, seed) of ``pairs``."""
+    if scratch_curve.empty or meta_curve.empty or pairs.empty:
+        return pd.DataFrame()
+    key = ["image", "width", "seed"]
+    keep = pairs[key].drop_duplicates()
+    top = int(pairs.budget.max())
+    m = meta_curve[meta_curve.budget == top].merge(keep, on=key)
+    sc = scratch_curve[scratch_curve.budget == FULL].merge(keep, on=key)
+    both = m.merge(sc, on=key + ["iteration"], suffixes=("_meta", "_scratch"))
+    if both.empty:
+        return pd.DataFrame()
+    t = both.groupby("iteration").agg(runs=("image", "count"), kernel_ncc_meta=("kernel_ncc_meta", "mean"),
+                                      kernel_ncc_scratch=("kernel_ncc_scratch", "mean"), psnr_meta=("psnr_meta", "mean"),
+                                      psnr_scratch=("psnr_scratch", "mean")).reset_index()
+    final = sc[sc.iteration == sc.groupby(key)["iteration"].transform("max")]
+    final = final[final.set_index(key).index.isin(both.set_index(key).index.unique())]
+    return pd.concat([t, pd.DataFrame([{"iteration": int(final.iteration.max()), "runs": len(final), "kernel_ncc_meta": math.nan,
+                                         "kernel_ncc_scratch": final.kernel_ncc.mean(), "psnr_meta": math.nan,
+                                         "psnr_scratch": final.psnr.mean()}])], ignore_index=True)
+
+
 def _tag(row) -> str:
     steps = None if pd.isna(row.get("steps", math.nan)) else int(row["steps"])
     return f"{row['image']}__w{int(row['width'])}__s{int(row['seed'])}" + (f"__{steps}it" if steps else "")
@@ -182,6 +215,8 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=32, help="the report's U-Net width")
     ap.add_argument("--seed", type=int, default=2024, help="the report's seed")
     ap.add_argument("--data", default=None, help="Levin folder (default: $CBID_LEVIN_DIR or ../shared/data/levin)")
+    ap.add_argument("--scratch-curve", type=Path, default=ROOT / "benchmarks" / "results" / "levin_paper_curve.csv")
+    ap.add_argument("--meta-curve", type=Path, default=ROOT / "benchmarks" / "results" / "meta_published" / "levin_meta_curve.csv")
     a = ap.parse_args(argv)
     for f in (a.scratch, a.meta):
         if not (f / "rows").is_dir():
@@ -205,6 +240,13 @@ def main(argv=None) -> int:
              f"meta run's kernel) against the same target: reached on {s['reached_delta_finish']}, median speed-up "
              f"{s['median_speedup_delta_finish']:.1f}×. PSNR at ±10 px as the paper scores.", "",
              t.drop(columns=["init"]).to_markdown(index=False, floatfmt=".3f"), ""]
+    cv = curve_table(read_curve_table(a.scratch_curve), read_curve_table(a.meta_curve), t)
+    if not cv.empty:
+        write_table(cv, a.out / "meta_curve.csv", prov)
+        lines += ["## Kernel NCC and PSNR of x along the run", "",
+                  f"Means over the runs with both curves: the meta runs of the largest budget ({int(t.budget.max())} iterations, "
+                  "their schedule shortened in proportion) against the 5000-iteration scratch runs at the same iterations; "
+                  "last row: the scratch runs' end.", "", cv.to_markdown(index=False, floatfmt=".3f"), ""]
     (a.out / "meta_levin.md").write_text("\n".join(lines))
     print("\n".join(lines[len(prov) + 3 :]))
     c = compare_rows(_rows(a.scratch), _rows(a.meta), a.width, a.seed)

@@ -83,3 +83,17 @@ def test_compare_report_from_kept_outputs(tmp_path):
     assert df[df["mode"] == "meta + ∆"].psnr.iloc[0] == 22.5 and df[df["mode"] == "meta"].psnr.iloc[0] == 21.0
     assert (rep / "report.html").is_file() and (rep / "outputs" / f"{item.name}__meta.png").is_file()
     assert "blurry input" in (rep / "summary.md").read_text()
+
+
+def test_curve_table_pairs_meta_and_scratch_at_the_same_iterations():
+    """Only the meta runs of the largest budget and the 5000-iteration scratch runs are compared; last row: scratch's end."""
+    def c(budget, its, ncc, psnr, image="a"):
+        return pd.DataFrame({"image": image, "width": 32, "seed": 2024, "iteration": its, "kernel_ncc": ncc, "psnr": psnr, "budget": budget})
+
+    scratch = pd.concat([c(5000, [250, 500, 5000], [0.2, 0.4, 0.9], [10.0, 12.0, 30.0]), c(500, [250, 500], [0.9, 0.9], [1.0, 1.0])])
+    meta = pd.concat([c(1000, [250, 500], [0.6, 0.7], [25.0, 27.0]), c(500, [250], [0.0], [0.0]), c(1000, [250], [0.1], [0.0], image="b")])
+    pairs = pd.DataFrame({"image": ["a", "a"], "width": 32, "seed": 2024, "budget": [500, 1000]})
+    t = mp.curve_table(scratch, meta, pairs)
+    assert t.iteration.tolist() == [250, 500, 5000]
+    assert t.kernel_ncc_meta.tolist()[:2] == [0.6, 0.7] and t.kernel_ncc_scratch.tolist() == [0.2, 0.4, 0.9]
+    assert np.isnan(t.psnr_meta.iloc[-1]) and t.psnr_scratch.iloc[-1] == 30.0
