@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 from scipy import ndimage
-from scipy.signal import convolve2d
 
 from cbid_meta.errors import InputError
 from cbid_meta.evaluation import load_levin
@@ -26,25 +24,6 @@ sys.modules["levin_paper"] = lp  # dataclasses look their module up
 _spec.loader.exec_module(lp)
 
 PROV = {"git_revision": "test", "date": "2000-01-01T00:00:00+00:00"}
-
-
-@pytest.fixture
-def fake_levin(tmp_path) -> Path:
-    """A Levin-layout folder with one 72 x 72 image and a 5 x 5 kernel (im1_kernel4: kernel 4 is not rotated)."""
-    root = tmp_path / "levin"
-    (root / "gt").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    sharp = ndimage.gaussian_filter(rng.random((72, 72)), 1.5)
-    sharp = (sharp - sharp.min()) / (sharp.max() - sharp.min())
-    k = np.zeros((5, 5))
-    k[2, :] = 1.0
-    k[1, 3] = 0.5
-    k /= k.sum()
-    blurry = convolve2d(sharp, k, mode="same", boundary="symm")
-    Image.fromarray(np.round(sharp * 255).astype(np.uint8)).save(root / "gt" / "im1.png")
-    Image.fromarray(np.round(k / k.max() * 255).astype(np.uint8)).save(root / "gt" / "kernel4.png")
-    Image.fromarray(np.round(blurry * 255).astype(np.uint8)).save(root / "im1_kernel4_img.png")
-    return root
 
 
 def _args(tmp_path, **kw):
