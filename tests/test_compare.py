@@ -131,3 +131,18 @@ def test_speedups_per_metric():
     sk = speedups(df, "kernel_ncc").set_index("image")
     assert sk.loc["a", "speedup_steps"] == 5 and sk.loc["a", "speedup_seconds"] == 5
     assert sk.loc["b", "speedup_steps"] == 10 and sk.loc["b", "target_kernel_ncc"] == 0.5
+
+
+def test_published_budget_run_keeps_a_checkpoint_and_resumes_from_it(tmp_path):
+    """A published-recipe run of cbid compare saves its loop state; a rerun resumes from it (same output)."""
+    import numpy as np
+
+    from cbid_meta.evaluation.budgets import run_budget
+
+    item = synthetic_set(n=1, size=96, kernel_sizes=(7,), noise=0.0, seed=3)[0]
+    plain = run_budget(item, "scratch", 8, None, recipe="paper_w32", margin=0)
+    ckpt = tmp_path / "run.pt"
+    first = run_budget(item, "scratch", 8, None, recipe="paper_w32", margin=0, checkpoint=ckpt)
+    assert ckpt.is_file() and first["resumed_from"] == 0 and np.array_equal(first["_image"], plain["_image"])
+    again = run_budget(item, "scratch", 8, None, recipe="paper_w32", margin=0, checkpoint=ckpt)
+    assert again["resumed_from"] == first["steps"] and np.array_equal(again["_image"], first["_image"])

@@ -79,11 +79,14 @@ def run_compare(items, init, budgets, out: Path, recipe="fast", margin=10, seed=
     for n, (it, mode, b) in enumerate(todo):
         if progress:
             progress(n, len(todo), f"{it.name} {mode}@{b}")
-        r = run_budget(it, mode, b, init, recipe, margin, seed, device, kernel_size)
+        ckpt = out / "checkpoints" / f"{it.name}__{mode}__{int(b)}.pt"
+        ckpt.parent.mkdir(exist_ok=True)
+        r = run_budget(it, mode, b, init, recipe, margin, seed, device, kernel_size, checkpoint=ckpt)
         if b == top[mode]:
             save_image(out / "outputs" / f"{it.name}__{mode}.png", np.clip(r["_image"], 0, 1))
             np.save(out / "outputs" / f"{it.name}__{mode}_kernel.npy", r["_kernel"])
         store.add({k: v for k, v in r.items() if not k.startswith("_")})
+        ckpt.unlink(missing_ok=True)  # the row is written: the run is finished
         _table(store, items, csv, meta)  # the table so far, after every run
     if progress:
         progress(len(todo), len(todo), "done")
