@@ -248,7 +248,7 @@ class DeblurConfig:
         if sch.total_steps > 0:
             final = sch.total_steps - sch.stage1_steps - sch.stage2_steps * n_scales
             sch = dataclasses.replace(sch, final_steps=max(final, 0), total_steps=0)
-        final = sch.final_steps if self.restoration.method == "inr" else 0
+        final = sch.final_steps if self.restoration.method == "inr" or sch.pyramid == "decimate" else 0  # as plan_stages runs it
         cur = sch.stage1_steps + sch.stage2_steps * n_scales + final
         f = steps / max(cur, 1)
         new = dataclasses.replace(

@@ -405,3 +405,26 @@ def test_batches_use_the_contiguous_layout():
     run = PublishedRun(cfg, torch.device("cpu"))
     assert run.setup(ys, 1, [1, 2])[0].img_gen.channels_last is False
     assert run.setup(ys[:1], 1, [1])[0].img_gen.channels_last is True
+
+
+def test_hybrid_recipe_runs_the_pipeline_after_the_published_method():
+    """paper_w32_hybrid: the published INR kernel competes with its polish and L0 MAP, the image is restored
+    non-blind; the INR kernel and the ∆ image stay in the result. The plain recipe is untouched."""
+    from dataclasses import replace
+
+    from cbid_meta.config import load_recipe
+    from cbid_meta.data import demo_pair
+    from cbid_meta.meta import load_default_init
+
+    y, _, _ = demo_pair(size=64, kernel_size=9)
+    plain = _tiny_paper(steps=6)
+    hyb = load_recipe("paper_w32_hybrid")
+    assert hyb.estimation.estimators == ["inr", "polish", "l0_map"] and hyb.restoration.method == "hyper_laplacian"
+    hybrid = replace(plain, estimation=replace(hyb.estimation, iters=2, alt_min_size=99), selection=hyb.selection, restoration=hyb.restoration)
+    a, b = Deblurrer(plain).run(y), Deblurrer(hybrid).run(y)
+    assert "candidates" not in a.info
+    assert b.info["candidates"] == ["inr", "polish", "l0_map"] and b.info["chosen"] in b.info["candidates"]
+    assert np.array_equal(b.info["inr_kernel"], a.kernel) and np.array_equal(b.restored, a.restored)  # same INR run
+    assert b.image.shape == a.image.shape and not np.array_equal(b.image, a.image)  # restored non-blind, not the INR image
+    assert abs(b.kernel.sum() - 1) < 1e-6
+    assert load_default_init("paper_w32_hybrid").published  # the hybrid starts from the packaged published initialiser

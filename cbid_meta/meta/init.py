@@ -21,11 +21,13 @@ __all__ = ["MetaInit", "default_init_path", "load_default_init"]
 
 
 #: packaged initialisers by the per-image recipe they were meta-trained for
-PACKAGED = {"fast": "default_init.safetensors", "paper_grid": "paper_grid_init.safetensors", "paper_w32": "paper_w32_init.safetensors"}
+PACKAGED = {"fast": "default_init.safetensors", "paper_grid": "paper_grid_init.safetensors", "paper_w32": "paper_w32_init.safetensors",
+            "paper_w32_hybrid": "paper_w32_init.safetensors"}  # the hybrid runs the same generators
 
 
 def default_init_path(recipe: str = "fast") -> Path:
-    """The initialiser shipped inside the package for ``recipe`` (``fast``, ``paper_grid`` or ``paper_w32``).
+    """The initialiser shipped inside the package for ``recipe`` (``fast``, ``paper_grid``, ``paper_w32`` or
+    ``paper_w32_hybrid``).
 
     A recipe given as a TOML path gets the fast recipe's initialiser; the file
     may be absent in a source checkout."""

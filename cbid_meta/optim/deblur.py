@@ -82,7 +82,9 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
     n2 = sch.stage2_steps * blocks
     if sch.total_steps > 0:
         sch = replace(sch, final_steps=max(sch.total_steps - sch.stage1_steps - n2, 0))
-    if cfg.restoration.method != "inr":  # the image is restored non-blind: no image-only final stage
+    if cfg.restoration.method != "inr" and sch.pyramid != "decimate":
+        # the image is restored non-blind: no image-only final stage (the published final stage also
+        # refines the kernel, so a hybrid recipe on the published method keeps it)
         sch = replace(sch, final_steps=0)
     cross = sch.use_cross and loss.cross_weight > 0
     pair = sch.pyramid == "decimate"  # the published pairs fit (x⁽ˢ⁾⋆k⁽ˢ⁾)↓2 to y⁽ˢ⁺¹⁾ with or without L_cross
@@ -301,6 +303,14 @@ class Deblurrer:
             y_np = y_t[0].permute(1, 2, 0).detach().cpu().double().numpy()
             delta = RestorationConfig(method="hyper_laplacian", lam=cfg.restoration.lam)
             res.restored = restore(y_np[:, :, 0] if y_np.shape[-1] == 1 else y_np, res.kernel, delta, on_phase=on_phase).astype(np.float32)
+            if list(cfg.estimation.estimators) != ["inr"] or cfg.restoration.method != "inr":
+                # a hybrid recipe: estimate -> select -> restore after the published INR method (cbid_meta.pipeline)
+                x_np = res.image if res.image.ndim == 3 else res.image[:, :, None]
+                image, kernel, pipe = finish(y_np, x_np, res.kernel, cfg, on_phase)
+                res.info.update(inr_kernel=res.kernel, candidates=pipe["candidates"], chosen=pipe["chosen"], selection=pipe["selection"],
+                                estimate_seconds=pipe["estimate_seconds"], restore_seconds=pipe["restore_seconds"])
+                res.image, res.kernel = (image[:, :, 0] if image.shape[-1] == 1 else image), kernel
+                res.seconds += pipe["estimate_seconds"] + pipe["restore_seconds"]
             return res
         if published:
             raise InputError(f"{', '.join(published)}: only for pyramid = 'decimate'")
