@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         tables(store, names, a, prov)  # the table so far, after every image
     text = tables(store, names, a, prov)
     if text:
-        print(text.split("\n\n")[1])
+        print(text.split("\n\n")[2])
     return 0
 
 
