@@ -83,7 +83,9 @@ def run_one(item, path: Path, a) -> tuple[dict, np.ndarray, np.ndarray]:
     threads = torch.get_num_threads()
     info = {"image": item.name, "kernel_size_true": int(max(item.kernel.shape)), "kernel_size_used": int(res.kernel.shape[0]),
             "mode": res.info.get("mode"), "seed": res.info.get("seed"), "seconds": wall, "peak_mib": pm.mib, "threads": threads,
-            "cpu_share": (time.process_time() - c) / max(wall * threads, 1e-9)}
+            "cpu_share": (time.process_time() - c) / max(wall * threads, 1e-9),
+            "chosen": (res.estimate.info.get("chosen") if res.estimate is not None else None) or "",  # the selected kernel candidate
+            "inr_steps": res.estimate.info.get("steps") if res.estimate is not None else None}
     x = res.image if res.image.ndim == 2 else res.image.mean(axis=2)
     return info, np.asarray(x, dtype=np.float32), np.asarray(res.kernel, dtype=np.float64)
 
