@@ -253,6 +253,7 @@ def _blind_total(image: np.ndarray, cfg, region, sigma, dev: str, budget: int | 
     """``(config, progress units)`` of a blind run: the config rescaled to ``budget`` steps (None: as
     it is); the region checked against the kernel support before any work."""
     from .optim import Deblurrer, plan_stages, stage2_blocks
+    from .optim.deblur import runs_pipeline_after
     from .pipeline import progress_units
 
     h, w = image.shape[:2]
@@ -267,7 +268,8 @@ def _blind_total(image: np.ndarray, cfg, region, sigma, dev: str, budget: int | 
     whole_gray = (rh, rw) == (h, w) and image.ndim == 2 and (sigma is None or cfg.restoration.method == "inr")
     # the estimation's own units (L0 candidates, restoring the crop; the published run's ∆ image),
     # then the full image's channels unless the estimation ran on all of it
-    units = progress_units(cfg) + (1 if cfg.schedule.pyramid == "decimate" else 0) + (0 if whole_gray else channels)
+    delta = cfg.schedule.pyramid == "decimate" and not runs_pipeline_after(cfg)  # the published run's ∆ image
+    units = progress_units(cfg) + (1 if delta else 0) + (0 if whole_gray else channels)
     return cfg, n_steps + units
 
 

@@ -106,6 +106,12 @@ def plan_stages(cfg: DeblurConfig, s0: int) -> list[Stage]:
     return [st for st in stages if st.steps > 0]
 
 
+def runs_pipeline_after(cfg: DeblurConfig) -> bool:
+    """Whether a published-method recipe continues with estimate -> select -> restore (a hybrid recipe)
+    instead of returning the INR image and kernel with the ∆ image."""
+    return list(cfg.estimation.estimators) != ["inr"] or cfg.restoration.method != "inr"
+
+
 def _as_tensor(y) -> torch.Tensor:
     """(H, W) or (H, W, C) array in [0, 1] → (1, C, H, W) float32 tensor."""
     arr = np.asarray(y, dtype=np.float32)
@@ -299,12 +305,13 @@ class Deblurrer:
                 published = {**published, "init": init.params, "lrs": init.lrs}
             self.check_input(y_t)
             res = PublishedRun(cfg, self.device).run(y_t, self.coarsest_scale(*y_t.shape[-2:]), callback=callback, **published)
-            # the ∆ protocol: hyper-Laplacian deconvolution of y with the estimated kernel
             y_np = y_t[0].permute(1, 2, 0).detach().cpu().double().numpy()
-            delta = RestorationConfig(method="hyper_laplacian", lam=cfg.restoration.lam)
-            res.restored = restore(y_np[:, :, 0] if y_np.shape[-1] == 1 else y_np, res.kernel, delta, on_phase=on_phase).astype(np.float32)
-            if list(cfg.estimation.estimators) != ["inr"] or cfg.restoration.method != "inr":
-                # a hybrid recipe: estimate -> select -> restore after the published INR method (cbid_meta.pipeline)
+            if not runs_pipeline_after(cfg):  # the ∆ protocol: hyper-Laplacian deconvolution of y with the estimated kernel
+                delta = RestorationConfig(method="hyper_laplacian", lam=cfg.restoration.lam)
+                res.restored = restore(y_np[:, :, 0] if y_np.shape[-1] == 1 else y_np, res.kernel, delta, on_phase=on_phase).astype(np.float32)
+            else:
+                # a hybrid recipe: estimate -> select -> restore after the published INR method (cbid_meta.pipeline);
+                # its own restoration replaces the ∆ image
                 x_np = res.image if res.image.ndim == 3 else res.image[:, :, None]
                 image, kernel, pipe = finish(y_np, x_np, res.kernel, cfg, on_phase)
                 res.info.update(inr_kernel=res.kernel, candidates=pipe["candidates"], chosen=pipe["chosen"], selection=pipe["selection"],
