@@ -217,7 +217,8 @@ def _parse_region(region: Optional[str]):
 
 KERNEL_SIZE_HELP = "Kernel support in pixels (odd), or 'auto' to estimate it. Default: the recipe's (31)."
 RECIPE_HELP = ("Per-image recipe: fast (the default), paper (the published method, hours per image on a CPU), paper_w32 (the published "
-               "method at width 32, from its packaged initialiser), paper_grid, the ablations paper_no_cross, paper_single_scale, "
+               "method at width 32, from its packaged initialiser), paper_w32_hybrid (paper_w32, then the fast recipe's kernel "
+               "candidates, selection and non-blind restoration), paper_grid, the ablations paper_no_cross, paper_single_scale, "
                "paper_no_progressive, paper_mlp_kernel, paper_cnn_image, paper_direct_down, or a TOML file.")
 
 
