@@ -55,19 +55,6 @@ def score(item, x: np.ndarray, kernel: np.ndarray) -> dict:
             "psnr_true_kernel": t["psnr"], "psnr_true_kernel_shift5": t["psnr_shift5"]}
 
 
-def _save(path: Path, a: np.ndarray) -> None:
-    from cbid_meta.io import atomic_path
-
-    tmp = atomic_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, a)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def run_one(item, path: Path, a) -> tuple[dict, np.ndarray, np.ndarray]:
     """Deblur ``path`` as ``cbid deblur`` does (``--steps`` only when given), with time, memory and CPU share."""
     import torch
@@ -129,6 +116,7 @@ def main(argv=None) -> int:
     from cbid_meta.errors import InputError
     from cbid_meta.evaluation import load_levin
     from cbid_meta.evaluation.rows import RowStore
+    from cbid_meta.io import save_npy
 
     try:
         root = _levin_root(a.data)
@@ -162,8 +150,8 @@ def main(argv=None) -> int:
         item = items[name]
         path = next(root.glob(f"{name}_img.*"))
         info, x, k = run_one(item, path, a)
-        _save(outputs / f"{name}_x.npy", x)  # outputs before the row: a finished row always has them
-        _save(outputs / f"{name}_kernel.npy", k)
+        save_npy(outputs / f"{name}_x.npy", x)  # outputs before the row: a finished row always has them
+        save_npy(outputs / f"{name}_kernel.npy", k)
         row = {**info, **score(item, x, k), "git_revision": prov["git_revision"], "date": prov["date"]}
         store.add(row)
         print(f"[{i}/{len(names)}] {name}: PSNR {row['psnr']:.2f} dB (±5: {row['psnr_shift5']:.2f}; blurry {row['psnr_blurry']:.2f}), "

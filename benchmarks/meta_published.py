@@ -144,8 +144,11 @@ def curve_table(scratch_curve: pd.DataFrame, meta_curve: pd.DataFrame, pairs: pd
 
 
 def _tag(row) -> str:
+    """The run's tag in its ``levin_paper.py`` work folder (the names of its outputs)."""
+    from levin_paper import _tag as run_tag
+
     steps = None if pd.isna(row.get("steps", math.nan)) else int(row["steps"])
-    return f"{row['image']}__w{int(row['width'])}__s{int(row['seed'])}" + (f"__{steps}it" if steps else "")
+    return run_tag(row["image"], int(row["width"]), int(row["seed"]), steps)
 
 
 def compare_rows(scratch: pd.DataFrame, meta: pd.DataFrame, width: int, seed: int) -> pd.DataFrame:

@@ -65,22 +65,12 @@ def output_paths(out: Path, image: str, method: str) -> dict[str, Path]:
 def save_outputs(out: Path, image: str, method: str, x: np.ndarray, kernel: np.ndarray | None) -> None:
     """Keep a run's image (float32) and kernel (float64), each written atomically, so a table can be
     re-scored without re-running (:func:`score` on the loaded arrays gives the row's numbers)."""
-    import os
-
-    from ..io import atomic_path
+    from ..io import save_npy
 
     paths = output_paths(out, image, method)
-    for key, a in (("x", np.asarray(x, dtype=np.float32)), ("kernel", None if kernel is None else np.asarray(kernel, dtype=np.float64))):
-        if a is None:
-            continue
-        tmp = atomic_path(paths[key])
-        try:
-            with open(tmp, "wb") as f:
-                np.save(f, a)
-            os.replace(tmp, paths[key])
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    save_npy(paths["x"], np.asarray(x, dtype=np.float32))
+    if kernel is not None:
+        save_npy(paths["kernel"], np.asarray(kernel, dtype=np.float64))
 
 
 class peak_meter:

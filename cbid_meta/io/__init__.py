@@ -11,7 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 
-__all__ = ["load_image", "image_info", "save_image", "save_kernel", "save_kernel_npy", "load_kernel", "as_kernel", "save_json", "write_table", "read_table_header", "atomic_path", "MAX_PIXELS", "max_pixels"]
+__all__ = ["load_image", "image_info", "save_image", "save_kernel", "save_kernel_npy", "save_npy", "load_kernel", "as_kernel", "save_json", "write_table", "read_table_header", "atomic_path", "MAX_PIXELS", "max_pixels"]
 
 MAX_PIXELS = 50_000_000  # refuse absurd dimensions before decoding (decompression bombs)
 
@@ -226,16 +226,21 @@ def save_kernel(path: str | Path, k: np.ndarray, zoom: int = 1) -> Path:
     return save_image(path, k)
 
 
-def save_kernel_npy(path: str | Path, k: np.ndarray) -> Path:
-    """Write a kernel as a float64 ``.npy`` normalised to sum 1 (what :func:`load_kernel` reads)."""
-    k = np.asarray(k, dtype=np.float64)
-    k = k / k.sum()
+def save_npy(path: str | Path, a: np.ndarray) -> Path:
+    """Write an array as ``.npy``, atomically (a stopped run never leaves a truncated file)."""
+    a = np.asarray(a)
 
     def writer(tmp):
         with open(tmp, "wb") as f:
-            np.save(f, k)
+            np.save(f, a)
 
     return _write_atomic(Path(path), writer)
+
+
+def save_kernel_npy(path: str | Path, k: np.ndarray) -> Path:
+    """Write a kernel as a float64 ``.npy`` normalised to sum 1 (what :func:`load_kernel` reads)."""
+    k = np.asarray(k, dtype=np.float64)
+    return save_npy(path, k / k.sum())
 
 
 def load_kernel(path: str | Path) -> np.ndarray:
