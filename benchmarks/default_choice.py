@@ -1,13 +1,13 @@
 """Which pipeline should ``cbid deblur`` run by default? Candidates side by side on Levin, as users run them.
 
-    python benchmarks/default_choice.py \\
-        benchmarks/results/levin_default.csv benchmarks/results/levin_default_paper_w32_hybrid.csv
+    python benchmarks/default_choice.py benchmarks/results/levin_default_fast.csv \\
+        benchmarks/results/levin_default_fast_scratch.csv benchmarks/results/levin_default.csv
 
 Each table is written by ``benchmarks/levin_default.py`` (one recipe, each image deblurred from its
 file with the CLI's defaults, scored at ±10 px).  For the images every table has: per recipe the
 mean PSNR (±10 and ±5), SSIM, kernel NCC, median seconds, peak MiB, the images below their blurry
 input and below it + 3 dB; per image the PSNR of each and the difference to the first table (the
-current default); the paired difference's mean, spread and the images where it exceeds the noise
+baseline); the paired difference's mean, spread and the images where it exceeds the noise
 floor either way (``--floor``, dB: how far a run moves under a rounding-level change of its input,
 ``docs/evaluation.md``).  The criteria a new default must meet: median at most ``--max-seconds``
 per image and peak at most ``--max-mib``; among those that do, the highest mean PSNR wins.
@@ -28,8 +28,12 @@ from cbid_meta.io import read_table_header  # noqa: E402
 
 
 def load(path: Path) -> tuple[str, pd.DataFrame, dict]:
+    """``(name, rows, header)``: the name is the recipe and the mode its rows ran in (the header's, else the rows' own)."""
     meta = read_table_header(path)
-    return str(meta.get("recipe", path.stem)), pd.read_csv(path, comment="#"), meta
+    df = pd.read_csv(path, comment="#")
+    modes = df["mode"].dropna().unique() if "mode" in df else []
+    mode = meta.get("mode") or (modes[0] if len(modes) == 1 else None)
+    return str(meta.get("recipe", path.stem)) + (f" ({mode})" if mode else ""), df, meta
 
 
 def compare(tables: list[tuple[str, pd.DataFrame]], floor: float, max_seconds: float, max_mib: float) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -55,16 +59,22 @@ def compare(tables: list[tuple[str, pd.DataFrame]], floor: float, max_seconds: f
         lines.append(f"{name} against {base}: mean difference {diff.mean():+.2f} dB (std {diff.std():.2f}) over {len(diff)} images; "
                      f"above the {floor:.2f} dB noise floor on {int((diff > floor).sum())}, below it on {int((diff < -floor).sum())}, "
                      f"within it on {int((diff.abs() <= floor).sum())}.")
-    ok = summary[summary["meets time and memory"]]
-    best = ok.loc[ok["PSNR ±10"].idxmax(), "recipe"] if len(ok) else None
+    ok = summary[summary["meets time and memory"]].sort_values("PSNR ±10", ascending=False)
+    best = ok.iloc[0]["recipe"] if len(ok) else None
     lines.append(f"Best mean PSNR among the recipes within {max_seconds:.0f} s median and {max_mib:.0f} MiB peak: {best}."
                  if best else f"No recipe is within {max_seconds:.0f} s median and {max_mib:.0f} MiB peak.")
+    if len(ok) > 1 and ok.iloc[1]["recipe"] != base:  # the winner against the runner-up, when that is not the baseline
+        second = ok.iloc[1]["recipe"]
+        diff = per.set_index("image")[best] - per.set_index("image")[second]
+        lines.append(f"{best} against the runner-up {second}: mean difference {diff.mean():+.2f} dB (std {diff.std():.2f}); "
+                     f"above the {floor:.2f} dB noise floor on {int((diff > floor).sum())}, below it on {int((diff < -floor).sum())}, "
+                     f"within it on {int((diff.abs() <= floor).sum())}.")
     return summary, per, " ".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("tables", nargs="+", type=Path, help="levin_default.py tables; the first is the current default")
+    ap.add_argument("tables", nargs="+", type=Path, help="levin_default.py tables; the first is the baseline the others are paired with")
     ap.add_argument("--floor", type=float, default=1.05, help="noise floor in dB (the default recipe's largest single-image move under a 1e-6 input jitter)")
     ap.add_argument("--max-seconds", type=float, default=120.0)
     ap.add_argument("--max-mib", type=float, default=2048.0)

@@ -10,8 +10,10 @@ peak from the kernel's centroid, plus one: the support a centred estimate needs)
 the ratio chosen / true and the seconds.  Rows are appended as they finish
 (a stopped run resumes).  The summary (``.md``) gives, per method and set, the
 share within a factor 1.5 of the true size, the under-estimates and the median ratio.
+The real camera-shake photos (``../shared/data/real/``) have no known kernel: their
+rows keep the size each method chooses, listed side by side.
 
-    python benchmarks/kernel_size_auto.py                      # both sets, every method
+    python benchmarks/kernel_size_auto.py                      # every set, every method
     python benchmarks/kernel_size_auto.py --methods mass --sets synthetic
 """
 from __future__ import annotations
@@ -41,6 +43,18 @@ def kernel_extent(k: np.ndarray, rel: float = 0.01) -> int:
     return int(2 * np.ceil(r) + 1)
 
 
+def real_photos(root: Path | None = None) -> list:
+    """The real camera-shake photos (``../shared/data/real/``, or ``$CBID_REAL_DIR``) as luminance items with no known kernel."""
+    import os
+    from types import SimpleNamespace
+
+    from cbid_meta.io import load_image
+    from cbid_meta.optim.photo import luminance
+
+    root = Path(root or os.environ.get("CBID_REAL_DIR", ROOT.parent / "shared" / "data" / "real"))
+    return [SimpleNamespace(name=p.stem, blurry=luminance(load_image(p, gray=False)), kernel=None) for p in sorted(root.glob("*.jpg"))]
+
+
 def items(sets: list[str], n_syn: int, size: int):
     from cbid_meta.evaluation.datasets import load_dataset
 
@@ -49,10 +63,14 @@ def items(sets: list[str], n_syn: int, size: int):
         out += [("levin", it) for it in load_dataset("levin")]
     if "synthetic" in sets:
         out += [("synthetic", it) for it in load_dataset("synthetic", n=n_syn, size=size, kernel_sizes=(13, 17, 21, 25, 29, 33, 37, 41), noise=0.01)]
+    if "real" in sets:
+        out += [("real", it) for it in real_photos()]
     return out
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method and set with known kernels (the real photos have none: they are listed per image only)."""
+    df = df[df.set != "real"]
     rows = []
     for (m, s), d in df.groupby(["method", "set"], sort=False):
         re = d.chosen / d.extent
@@ -69,7 +87,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", default=",".join(KERNEL_SIZE_METHODS), help="comma-separated (default: all)")
-    ap.add_argument("--sets", default="levin,synthetic")
+    ap.add_argument("--sets", default="levin,synthetic,real", help="levin, synthetic (known kernels), real (../shared/data/real: chosen sizes only)")
     ap.add_argument("--synthetic-n", type=int, default=16, help="synthetic images (two per kernel size at 16)")
     ap.add_argument("--synthetic-size", type=int, default=255, help="side of the synthetic images (Levin's is 255)")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -92,6 +110,11 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             chosen = auto_kernel_size(np.asarray(it.blurry, dtype=np.float64), method=m)
             sec = time.perf_counter() - t
+            if it.kernel is None:  # a real photo: the chosen size only
+                rows.append({"method": m, "set": set_name, "image": it.name, "chosen": chosen, "seconds": sec})
+                print(f"{m:>6} {set_name:>9} {it.name:<28} → {chosen:>2}  {sec:.1f} s", flush=True)
+                write_table(pd.DataFrame(rows), csv, prov)
+                continue
             true = int(it.kernel.shape[0])
             r = chosen / true
             rows.append({"method": m, "set": set_name, "image": it.name, "true": true, "extent": kernel_extent(it.kernel), "chosen": chosen,
@@ -106,8 +129,13 @@ def main(argv=None) -> int:
              "(its array) and of its centred extent (the support a centroid-centred estimate needs: 2 · the largest distance "
              "of a tap ≥ 1 % of the peak from the centroid, + 1; deepinv's motion kernels fill a fraction of their array), "
              "under-estimates (chosen < true size; chosen < extent), ratios chosen / true and chosen / extent. "
-             "Seconds: one thread, while another benchmark ran (not a timing).", "",
-             s.to_markdown(index=False, floatfmt=".2f"), "", "## Per image", "", df.to_markdown(index=False, floatfmt=".2f"), ""]
+             "Seconds: per row as it ran (rows accumulate over runs, some of which shared the machine: not a timing).", "",
+             s.to_markdown(index=False, floatfmt=".2f"), ""]
+    real = df[df.set == "real"]
+    if len(real):
+        lines += ["## Real photos (no known kernel): the size each method chooses", "",
+                  real.pivot_table(index="image", columns="method", values="chosen").astype(int).reset_index().to_markdown(index=False), ""]
+    lines += ["## Per image", "", df[df.set != "real"].to_markdown(index=False, floatfmt=".2f"), ""]
     md.write_text("\n".join(lines))
     print(s.to_string(index=False))
     return 0

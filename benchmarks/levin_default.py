@@ -5,10 +5,12 @@ Usage (from the repository root)::
     python benchmarks/levin_default.py                      # all 32 images
     python benchmarks/levin_default.py --images subset      # the one-image-per-kernel subset
     python benchmarks/levin_default.py --recipe paper_w32   # another recipe, as users would name it
+    python benchmarks/levin_default.py --recipe fast --mode scratch --work ~/.cache/cbid_meta/levin_default_fast_scratch \
+        --out benchmarks/results/levin_default_fast_scratch.csv  # a recipe and mode, as users would name them
 
 Each image is deblurred by :func:`cbid_meta.api.deblur` — the function behind ``cbid deblur`` —
-from its file, with the CLI's defaults (recipe ``fast`` and its kernel size, its default mode
-and initialiser, ``--noise auto``, the recipe's seed): no true kernel size, no margin.  Scored
+from its file, with the CLI's defaults (recipe :data:`cbid_meta.config.DEFAULT_RECIPE` and its kernel
+size, its default mode and initialiser, ``--noise auto``, the recipe's seed): no true kernel size, no margin.  Scored
 as the paper scores (±10 px, ``psnr_shift5`` beside it; SSIM and error ratio at ±10, the
 error ratio's reference being the true kernel's non-blind result), with the blurry input and
 the true kernel as bounds.  Each finished image keeps its output (``outputs/<image>_x.npy``,
@@ -62,7 +64,7 @@ def run_one(item, path: Path, a) -> tuple[dict, np.ndarray, np.ndarray]:
     from cbid_meta.api import deblur
     from cbid_meta.evaluation.bench import peak_meter
 
-    settings = {"recipe": a.recipe, **({"steps": a.steps} if a.steps else {})}
+    settings = {"recipe": a.recipe, **({"steps": a.steps} if a.steps else {}), **({"mode": a.mode} if a.mode else {})}
     t, c = time.perf_counter(), time.process_time()
     with peak_meter() as pm:
         res = deblur(path, **settings)
@@ -105,7 +107,8 @@ def report(df: pd.DataFrame, meta: dict, out: Path) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, help="Levin folder (default: $CBID_LEVIN_DIR or ../shared/data/levin)")
-    ap.add_argument("--recipe", default="fast", help="the recipe a user names (default: the CLI's, fast)")
+    ap.add_argument("--recipe", default=None, help="the recipe a user names (default: the CLI's, cbid_meta.config.DEFAULT_RECIPE)")
+    ap.add_argument("--mode", choices=("meta", "scratch"), default=None, help="the mode a user names (default: the CLI's)")
     ap.add_argument("--images", default="all", help="'all', 'subset' or comma-separated names")
     ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)  # tests only: users run the recipe's budget
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("CBID_RUNS", Path.home() / ".cache" / "cbid_meta")) / "levin_default")
@@ -113,7 +116,10 @@ def main(argv=None) -> int:
     ap.add_argument("--rescore", action="store_true", help="re-score the kept outputs of the finished rows (no deblurring)")
     a = ap.parse_args(argv)
 
+    from cbid_meta.config import DEFAULT_RECIPE
     from cbid_meta.errors import InputError
+
+    a.recipe = a.recipe or DEFAULT_RECIPE
     from cbid_meta.evaluation import load_levin
     from cbid_meta.evaluation.rows import RowStore
     from cbid_meta.io import save_npy
@@ -133,7 +139,7 @@ def main(argv=None) -> int:
         print(f"error: unknown Levin image(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
     try:
-        store = RowStore(a.work / "rows", key=("image",), settings={"recipe": a.recipe, "steps": a.steps})
+        store = RowStore(a.work / "rows", key=("image",), settings={"recipe": a.recipe, "steps": a.steps, **({"mode": a.mode} if a.mode else {})})
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -174,6 +180,8 @@ def tables(store, names: list[str], a, prov: dict) -> str | None:
                    "images": f"{len(df)} of {len(names)} finished",
                    "scoring": "psnr, ssim, error_ratio: ±10 px shift search (the paper's evaluation); psnr_shift5: ±5 px",
                    "note": "rows may come from several sessions: each row has its own git_revision and date"}
+    if a.mode:
+        meta["mode"] = a.mode
     if a.steps:
         meta["steps"] = a.steps
     a.out.parent.mkdir(parents=True, exist_ok=True)

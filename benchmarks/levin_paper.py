@@ -256,12 +256,17 @@ class cpu_meter:
 def progress_printer(label: str, start: int):
     """A step callback printing ``label``'s progress (iterations, stage, fit, seconds, ETA) about once a minute."""
     last = [0.0]
+    first: list = []  # (seconds, iterations) at this process's first step: a resumed run's rate excludes earlier sessions
 
     def progress(rec):
-        if rec["time"] - last[0] > 60 or rec["step"] + 1 == rec["total_steps"]:
+        done = rec["step"] + 1
+        if not first:
+            first.append((rec["time"], done - 1))
             last[0] = rec["time"]
-            done = rec["step"] + 1
-            eta = (rec["time"] / max(done - start, 1)) * (rec["total_steps"] - done) if done > start else float("nan")
+        if rec["time"] - last[0] > 60 or done == rec["total_steps"]:
+            last[0] = rec["time"]
+            t0, s0 = first[0]
+            eta = (rec["time"] - t0) / (done - s0) * (rec["total_steps"] - done) if done > s0 else float("nan")
             fit = rec["fit"] if isinstance(rec["fit"], list) else [rec["fit"]]
             print(f"  {label}: {done}/{rec['total_steps']} it, {rec['stage']} s{rec['scale']}, fit {', '.join(f'{f:.4f}' for f in fit)}, "
                   f"{rec['time']:.0f} s, ETA {eta / 60:.1f} min", flush=True)

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from .config import DEFAULT_RECIPE
 from .errors import InputError
 
 __all__ = ["deblur", "plan", "replay_plan", "run", "Plan", "as_image", "check_options", "parse_device", "parse_kernel_size", "resolve_init", "MODES"]
@@ -93,7 +94,7 @@ def parse_kernel_size(kernel_size) -> int | str | None:
     return n
 
 
-def check_options(*, recipe="fast", kernel_size=None, steps=None, noise="auto", kernel=None, init=None, mode=None) -> dict:
+def check_options(*, recipe=DEFAULT_RECIPE, kernel_size=None, steps=None, noise="auto", kernel=None, init=None, mode=None) -> dict:
     """The settings that need no image, checked and normalised (one error line each): the recipe
     exists, ``kernel_size`` / ``steps`` / ``noise`` are valid, a known ``kernel`` is read and checked
     and excludes the estimation's settings.  Returns ``config`` (the recipe), ``kernel_size``,
@@ -117,8 +118,9 @@ def resolve_init(recipe: str, init=None, mode: str | None = None):
 
     ``mode="scratch"``: none; ``mode="meta"``: ``init`` or the one packaged for
     ``recipe`` (an error when there is none); ``mode=None``: ``init``, else the
-    packaged one when it exists, else scratch."""
-    from .meta import MetaInit, load_default_init
+    recipe's default mode (:func:`cbid_meta.meta.default_mode`: the packaged
+    initialiser where it is measured the better start, else scratch)."""
+    from .meta import MetaInit, default_mode, load_default_init
 
     if mode is not None and mode not in MODES:
         raise InputError(f"--mode must be meta or scratch, got '{mode}'")
@@ -128,6 +130,8 @@ def resolve_init(recipe: str, init=None, mode: str | None = None):
         return None
     if init is not None:
         return init if isinstance(init, MetaInit) else MetaInit.load(init)
+    if mode is None and default_mode(recipe) == "scratch":
+        return None
     default = load_default_init(recipe)
     if default is None and mode == "meta":
         raise InputError(f"--mode meta needs --init PATH (no initialiser is packaged for recipe '{recipe}')")
@@ -204,7 +208,7 @@ class Plan:
 def plan(
     image: np.ndarray,
     *,
-    recipe: str = "fast",
+    recipe: str = DEFAULT_RECIPE,
     kernel_size: int | str | None = None,
     steps: int | None = None,
     mode: str | None = None,
@@ -350,8 +354,9 @@ def deblur(image, *, progress: Callable[[int, int, str], None] | None = None, **
     Parameters (``settings`` are the keywords of :func:`plan`)
     ----------
     image : path, (H, W) or (H, W, 3) array in [0, 1], or torch tensor (channels first).
-    recipe : a recipe name (``fast``: the default, ``paper``: the published method, ``paper_w32``: it at width 32
-        with a packaged initialiser, ``paper_grid``, the ``paper_*`` ablations) or TOML path.
+    recipe : a recipe name (``paper_w32_hybrid``: the default, :data:`cbid_meta.config.DEFAULT_RECIPE`; ``fast``: the
+        quicker older default, ``paper``: the published method, ``paper_w32``: it at width 32 with a packaged
+        initialiser, ``paper_grid``, the ``paper_*`` ablations) or TOML path.
     kernel_size : odd support in px, ``"auto"`` (estimated), or None (the recipe's).
     steps : total optimisation steps (the schedule is rescaled); None: the recipe's, or the
         initialiser's recommended budget in meta mode.
@@ -361,7 +366,7 @@ def deblur(image, *, progress: Callable[[int, int, str], None] | None = None, **
     noise : σ of the noise, ``"auto"`` (estimated) or None / ``"none"`` (the recipe's weight as is).
     kernel : a known kernel (array or ``.npy`` / image path): non-blind restoration only.
     seed : seed of the generators' initialisation; None (the default): the recipe's ``seed``
-        (``paper``: 2024; ``fast`` sets none: 0).
+        (``paper`` and the recipes built on it: 2024; ``fast`` sets none: 0).
     device : ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
     progress : ``progress(done, total, phase)``, called as the run goes.
 

@@ -10,7 +10,8 @@ A recipe is a TOML file whose tables mirror these dataclasses::
     [selection]    # SelectionConfig: one of them
     [restoration]  # RestorationConfig: the final image
 
-Named recipes live in ``recipes/`` (``fast``: the default, ``paper``: the
+Named recipes live in ``recipes/`` (``paper_w32_hybrid``: the default of ``cbid deblur``,
+``cbid demo`` and the API, :data:`DEFAULT_RECIPE`; ``fast``: the older default, ``paper``: the
 published method, ``paper_*``: its ablations).  The dataclass defaults are the
 ``fast`` recipe (a test checks it).  Unknown keys are an error, so a typo in a
 recipe never silently falls back to a default.
@@ -40,6 +41,7 @@ __all__ = [
     "SelectionConfig",
     "RestorationConfig",
     "DeblurConfig",
+    "DEFAULT_RECIPE",
     "load_recipe",
     "resolve_seed",
     "recipe_dir",
@@ -338,6 +340,12 @@ def read_recipe_toml(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> 
         else:
             merged[key] = value
     return path, merged
+
+
+#: the recipe ``cbid deblur``, ``cbid demo`` and :func:`cbid_meta.api.deblur` use unless told otherwise: the best
+#: measured on all 32 Levin images within 2 minutes and 2 GiB per image on a 2-core CPU, as users run it
+#: (``benchmarks/results/default_choice.md``)
+DEFAULT_RECIPE = "paper_w32_hybrid"
 
 
 def load_recipe(name_or_path: str | Path = "fast") -> DeblurConfig:

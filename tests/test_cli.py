@@ -35,7 +35,7 @@ def _one_error_line(proc):
 
 def test_deblur_writes_outputs(blurry_png, tmp_path):
     out = tmp_path / "out"
-    proc = run("deblur", blurry_png, "-o", out, "--kernel-size", "7", "--steps", "20")
+    proc = run("deblur", blurry_png, "-o", out, "--kernel-size", "7", "--steps", "20", "--recipe", "fast")  # 48 px: below the default's minimum
     assert proc.returncode == 0, proc.stderr
     assert (out / "small_deblurred.png").is_file() and (out / "small_kernel.png").is_file()
     rec = json.loads((out / "small.json").read_text())
@@ -89,7 +89,7 @@ def test_wrong_options(args, expect, tmp_path):
 
 def test_batch_continues_past_bad_file(blurry_png, tmp_path):
     out = tmp_path / "out"
-    proc = run("deblur", tmp_path / "missing.png", blurry_png, "-o", out, "--kernel-size", "7", "--steps", "10")
+    proc = run("deblur", tmp_path / "missing.png", blurry_png, "-o", out, "--kernel-size", "7", "--steps", "10", "--recipe", "fast")
     assert proc.returncode != 0
     assert (out / "small_deblurred.png").is_file()
     assert "1 of 2" in proc.stderr
@@ -102,9 +102,10 @@ def test_demo_runs_and_reports(tmp_path):
     assert rec["mode"] == "scratch" and rec["info"]["steps"] >= 6
     for f in ("demo_blurry.png", "demo_sharp.png", "demo_deblurred.png", "demo_kernel.png", "demo_true_kernel.png"):
         assert (out / f).is_file()
+    from cbid_meta.config import DEFAULT_RECIPE
     from cbid_meta.meta import default_init_path
 
-    if default_init_path().is_file():  # the packaged initialiser is used by default
+    if default_init_path(DEFAULT_RECIPE).is_file():  # the default recipe's packaged initialiser is used by default
         main(["demo", "-o", str(tmp_path / "d2"), "--steps", "9"])
         assert json.loads((tmp_path / "d2" / "demo.json").read_text())["mode"] == "meta"
 

@@ -12,13 +12,13 @@ dc = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(dc)
 
 
-def _table(path: Path, recipe: str, psnr: list[float], seconds: float, images=("a", "b", "c")) -> Path:
+def _table(path: Path, recipe: str, psnr: list[float], seconds: float, images=("a", "b", "c"), mode=None) -> Path:
     from cbid_meta.io import write_table
 
     n = len(psnr)
     df = pd.DataFrame({"image": list(images)[:n], "psnr": psnr, "psnr_shift5": psnr, "ssim": 0.9, "kernel_ncc": 0.8, "seconds": seconds,
                        "peak_mib": 900.0, "psnr_blurry": 22.0})
-    write_table(df, path, {"recipe": recipe, "git_revision": "x"})
+    write_table(df, path, {"recipe": recipe, "git_revision": "x", **({"mode": mode} if mode else {})})
     return path
 
 
@@ -31,6 +31,7 @@ def test_paired_differences_floor_and_verdict(tmp_path, capsys):
     per = pd.read_csv(tmp_path / "choice.csv", comment="#")
     assert per.image.tolist() == ["a", "b", "c"] and per["hybrid − fast"].round(2).tolist() == [0.5, 7.0, -2.0]
     assert "above the 1.05 dB noise floor on 1, below it on 1, within it on 1" in text
+    assert "against the runner-up" not in text  # the runner-up within time is the baseline itself
     assert "Best mean PSNR among the recipes within 120 s median and 2048 MiB peak: hybrid." in text  # slow is better but too slow
     assert "below blurry + 3 dB" in text
 
@@ -38,3 +39,25 @@ def test_paired_differences_floor_and_verdict(tmp_path, capsys):
 def test_one_table_is_one_error_line(tmp_path, capsys):
     assert dc.main([str(_table(tmp_path / "t.csv", "fast", [1.0], 1.0))]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_table_run_with_a_mode_is_named_by_recipe_and_mode(tmp_path, capsys):
+    meta = _table(tmp_path / "meta.csv", "fast", [30.0, 20.0, 33.0], 40.0)  # no mode anywhere: the recipe's name alone
+    scratch = _table(tmp_path / "scratch.csv", "fast", [31.0, 21.0, 33.0], 45.0, mode="scratch")
+    assert dc.main([str(meta), str(scratch), "--out", str(tmp_path / "choice.md")]) == 0
+    per = pd.read_csv(tmp_path / "choice.csv", comment="#")
+    assert per["fast (scratch) − fast"].round(2).tolist() == [1.0, 1.0, 0.0]
+    assert "within 120 s median and 2048 MiB peak: fast (scratch)." in (tmp_path / "choice.md").read_text()
+    hybrid = _table(tmp_path / "hybrid.csv", "hybrid", [31.5, 21.0, 33.0], 100.0)
+    assert dc.main([str(meta), str(scratch), str(hybrid), "--out", str(tmp_path / "three.md")]) == 0
+    assert ("hybrid against the runner-up fast (scratch): mean difference +0.17 dB (std 0.29); above the 1.05 dB noise floor on 0, "
+            "below it on 0, within it on 3.") in (tmp_path / "three.md").read_text()
+
+
+def test_a_table_whose_rows_share_one_mode_is_named_by_it(tmp_path, capsys):
+    from cbid_meta.io import write_table
+
+    old = tmp_path / "old.csv"
+    write_table(pd.DataFrame({"image": ["a", "b"], "psnr": [30.0, 31.0], "psnr_shift5": [30.0, 31.0], "ssim": 0.9, "kernel_ncc": 0.8,
+                              "seconds": 40.0, "peak_mib": 900.0, "psnr_blurry": 22.0, "mode": "meta"}), old, {"recipe": "fast"})
+    assert dc.load(old)[0] == "fast (meta)"

@@ -39,3 +39,22 @@ def test_every_method_runs_and_an_unknown_one_is_refused():
         assert auto_kernel_size(y, method=m) % 2 == 1
     with pytest.raises(InputError, match="unknown kernel-size method"):
         auto_kernel_size(y, method="nope")
+
+
+def test_benchmark_lists_real_photos_by_chosen_size_only(tmp_path, monkeypatch):
+    """``benchmarks/kernel_size_auto.py --sets real``: photos with no known kernel get the chosen size, no ratio,
+    and stay out of the summary over known kernels."""
+    import pandas as pd
+    from PIL import Image
+
+    import kernel_size_auto as ksa
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray((rng.random((96, 112, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{name}.jpg")
+    monkeypatch.setenv("CBID_REAL_DIR", str(tmp_path))
+    assert ksa.main(["--sets", "real", "--methods", "acorr", "--out", str(tmp_path / "ks")]) == 0
+    df = pd.read_csv(tmp_path / "ks.csv", comment="#")
+    assert df.image.tolist() == ["a", "b"] and (df.chosen % 2 == 1).all() and "ratio" not in df
+    md = (tmp_path / "ks.md").read_text()
+    assert "## Real photos (no known kernel)" in md and ksa.summarise(df).empty

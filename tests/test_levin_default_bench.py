@@ -17,12 +17,13 @@ _spec.loader.exec_module(ld)
 
 def test_runs_as_the_cli_keeps_outputs_resumes_and_rescores(fake_levin, tmp_path, capsys):
     work, out = tmp_path / "work", tmp_path / "levin_default.csv"
-    args = ["--data", str(fake_levin), "--work", str(work), "--out", str(out), "--steps", "4"]
+    # the fake image (72 px) is below the default recipe's minimum for a 31-px kernel: the fast recipe, as a user names it
+    args = ["--data", str(fake_levin), "--work", str(work), "--out", str(out), "--steps", "4", "--recipe", "fast"]
     assert ld.main(args) == 0
     df = pd.read_csv(out, comment="#")
     row = df.iloc[0]
     assert row.image == "im1_kernel4" and row.kernel_size_true == 5 and row.kernel_size_used == 31  # the recipe's size, as the CLI
-    assert row["mode"] == "meta" and row.psnr >= row.psnr_shift5 and 0 < row.cpu_share
+    assert row["mode"] == "scratch" and row.psnr >= row.psnr_shift5 and 0 < row.cpu_share  # the fast recipe's default mode
     assert (work / "outputs" / "im1_kernel4_x.npy").is_file() and (work / "outputs" / "im1_kernel4_kernel.npy").is_file()
     text = out.with_suffix(".md").read_text()
     assert "all images" in text and "git_revision" in text
@@ -32,6 +33,21 @@ def test_runs_as_the_cli_keeps_outputs_resumes_and_rescores(fake_levin, tmp_path
     assert ld.main(args + ["--rescore"]) == 0
     again, first = json.loads((work / "rows" / "im1_kernel4.json").read_text()), json.loads(stored)
     assert again["psnr"] == first["psnr"] and again["kernel_ncc"] == first["kernel_ncc"] and again["ssim"] == first["ssim"]
+
+
+def test_recipe_and_mode_as_users_name_them(fake_levin, tmp_path, capsys):
+    from cbid_meta.config import DEFAULT_RECIPE
+
+    work, out = tmp_path / "work", tmp_path / "fast_meta.csv"
+    args = ["--data", str(fake_levin), "--work", str(work), "--out", str(out), "--steps", "4", "--recipe", "fast", "--mode", "meta"]
+    assert ld.main(args) == 0
+    from cbid_meta.io import read_table_header
+
+    assert pd.read_csv(out, comment="#").iloc[0]["mode"] == "meta"
+    assert read_table_header(out)["recipe"] == "fast" and read_table_header(out)["mode"] == "meta"
+    # the same work folder with the default recipe (not fast) is refused: rows of two settings never mix
+    assert ld.main(["--data", str(fake_levin), "--work", str(work), "--out", str(out), "--steps", "4"]) == 2
+    assert DEFAULT_RECIPE in capsys.readouterr().err
 
 
 def test_bad_image_name_is_one_error_line(fake_levin, tmp_path, capsys):

@@ -247,7 +247,7 @@ def test_cli_meta_train_and_deblur_with_init(tmp_path):
 
     y, _, _ = demo_pair(size=64, kernel_size=7)
     save_image(tmp_path / "b.png", y)
-    main(["deblur", str(tmp_path / "b.png"), "-o", str(tmp_path / "o"), "-k", "9", "--init", str(out / "init.safetensors"), "--steps", "6"])
+    main(["deblur", str(tmp_path / "b.png"), "-o", str(tmp_path / "o"), "-k", "9", "--init", str(out / "init.safetensors"), "--steps", "6", "-r", "fast"])
     rec = json.loads((tmp_path / "o" / "b.json").read_text())
     assert rec["mode"] == "meta"
     with pytest.raises(SystemExit) as e:

@@ -15,6 +15,7 @@ from PIL import Image
 
 import cbid_meta
 from cbid_meta.cli.main import main
+from cbid_meta.config import DEFAULT_RECIPE, resolve_seed
 from cbid_meta.data import demo_pair
 from cbid_meta.io.record import RECORD_FORMAT
 
@@ -91,7 +92,7 @@ def test_benchmark_rows_carry_their_seed(seeded_recipe, tmp_path):
 def test_the_record_holds_everything_the_output_depends_on(png, tmp_path, capsys):
     from cbid_meta.meta.init import default_init_path
 
-    code, err = _cbid("deblur", png, "-o", tmp_path / "auto", "-k", "auto", "--steps", "9", capsys=capsys)  # meta mode: the packaged initialiser
+    code, err = _cbid("deblur", png, "-o", tmp_path / "auto", "-k", "auto", "--steps", "9", "-r", "fast", "--mode", "meta", capsys=capsys)  # the packaged initialiser
     assert code == 0, err
     rec = json.loads((tmp_path / "auto" / "a.json").read_text())
     run = rec["run"]
@@ -102,18 +103,42 @@ def test_the_record_holds_everything_the_output_depends_on(png, tmp_path, capsys
     assert run["noise"] == "auto" and run["noise_sigma"] == rec["photo"]["noise_estimate"] > 0
     assert run["region"] == [0, 0, 64, 64] and run["region_source"] == "chosen"
     assert run["mode"] == "meta" and run["init"]["packaged"] is True
+    assert run["recipe"] == "fast" and run["seed"] == 0 and run["seed_source"] == "recipe"
     assert run["init"]["sha256"] == _sha(default_init_path("fast")) and run["init"]["path"] == str(default_init_path("fast"))
-    assert run["device"] == "cpu" and run["dtype"] == "float32" and run["threads"] >= 1 and run["seed"] == 0
+    assert run["device"] == "cpu" and run["dtype"] == "float32" and run["threads"] >= 1
     assert run["config"]["schedule"] == rec["settings"]["schedule"]  # the resolved values, steps rescaled
     assert rec["outputs"]["a_deblurred.png"] == _sha(tmp_path / "auto" / "a_deblurred.png")
 
-    code, err = _cbid("deblur", png, "-o", tmp_path / "given", *FAST, "--mode", "scratch", "--noise", "0.01", "--region", "4,4,56,56", "--seed", "2", capsys=capsys)
+    code, err = _cbid("deblur", png, "-o", tmp_path / "given", *FAST, "-r", "fast", "--mode", "scratch", "--noise", "0.01", "--region", "4,4,56,56", "--seed", "2", capsys=capsys)
     assert code == 0, err
     run = json.loads((tmp_path / "given" / "a.json").read_text())["run"]
     assert run["kernel_size_auto"] is False and run["kernel_size"] == 7
     assert run["noise"] == run["noise_sigma"] == 0.01
     assert run["region"] == [4, 4, 56, 56] and run["region_source"] == "given"
     assert run["init"] is None and run["mode"] == "scratch" and run["seed"] == 2 and run["seed_source"] == "--seed"
+
+
+def test_the_default_run_is_the_default_recipe_from_its_packaged_initialiser(tmp_path, capsys):
+    """No --recipe, no --mode: DEFAULT_RECIPE, meta mode from its packaged initialiser, the recipe's seed.
+    Its published U-Net needs a larger image than the fast recipe (112 px here, kernel 9 px); a smaller one
+    is one error line that names the way out."""
+    from cbid_meta.meta import default_mode
+    from cbid_meta.meta.init import default_init_path
+
+    y, _, _ = demo_pair(size=112, kernel_size=7)
+    big = tmp_path / "big.png"
+    Image.fromarray((y * 255 + 0.5).astype(np.uint8)).save(big)
+    code, err = _cbid("deblur", big, "-o", tmp_path / "o", "-k", "9", "--steps", "6", capsys=capsys)
+    assert code == 0, err
+    run = json.loads((tmp_path / "o" / "big.json").read_text())["run"]
+    assert run["recipe"] == DEFAULT_RECIPE and default_mode(DEFAULT_RECIPE) == run["mode"] == "meta"
+    assert run["init"]["packaged"] is True and run["init"]["sha256"] == _sha(default_init_path(DEFAULT_RECIPE))
+    assert run["seed"] == resolve_seed(DEFAULT_RECIPE) and run["seed_source"] == "recipe"
+    small = tmp_path / "small.png"
+    Image.fromarray((y[:48, :48] * 255 + 0.5).astype(np.uint8)).save(small)
+    code, err = _cbid("deblur", small, "-o", tmp_path / "s", "-k", "9", capsys=capsys)
+    assert code == 2 and "too small for the published U-Net" in err and "--recipe fast" in err
+    assert not (tmp_path / "s" / "small_deblurred.png").exists()
 
 
 def test_replay_reproduces_the_output_bit_for_bit(png, tmp_path, capsys):
@@ -185,7 +210,7 @@ def test_an_interrupted_batch_says_so(png, tmp_path, sig, code):
         p.write_bytes(png.read_bytes())
         inputs.append(str(p))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "cbid_meta.cli.main", "deblur", *inputs, "-o", str(out), "-k", "7", "--steps", "400", "--mode", "scratch"],
+    proc = subprocess.Popen([sys.executable, "-m", "cbid_meta.cli.main", "deblur", *inputs, "-o", str(out), "-k", "7", "--steps", "400", "-r", "fast", "--mode", "scratch"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t = time.monotonic()

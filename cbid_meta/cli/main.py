@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..config import DEFAULT_RECIPE
 from ..errors import CbidError, InputError
 
 try:  # typer ≥ 0.2x vendors its own click
@@ -48,7 +49,7 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version_cal
 
 
 DEVICE_HELP = "cpu, cuda, cuda:N or mps."
-SEED_HELP = "Seed of the generators' initialisation. Default: the recipe's `seed` (paper: 2024; fast sets none: 0). Same seed, same machine: same result."
+SEED_HELP = "Seed of the generators' initialisation. Default: the recipe's `seed` (paper and the recipes built on it: 2024; fast sets none: 0). Same seed, same machine: same result."
 
 
 def _check_device(device: str) -> str:
@@ -216,9 +217,9 @@ def _parse_region(region: Optional[str]):
 
 
 KERNEL_SIZE_HELP = "Kernel support in pixels (odd), or 'auto' to estimate it. Default: the recipe's (31)."
-RECIPE_HELP = ("Per-image recipe: fast (the default), paper (the published method, hours per image on a CPU), paper_w32 (the published "
+RECIPE_HELP = ("Per-image recipe: fast (quickest), paper (the published method, hours per image on a CPU), paper_w32 (the published "
                "method at width 32, from its packaged initialiser), paper_w32_hybrid (paper_w32, then the fast recipe's kernel "
-               "candidates, selection and non-blind restoration), paper_grid, the ablations paper_no_cross, paper_single_scale, "
+               "candidates, selection and non-blind restoration; the best measured on Levin within 2 minutes per image, cbid deblur's default), paper_grid, the ablations paper_no_cross, paper_single_scale, "
                "paper_no_progressive, paper_mlp_kernel, paper_cnn_image, paper_direct_down, or a TOML file.")
 
 
@@ -228,12 +229,12 @@ def deblur(
     inputs: Optional[List[Path]] = typer.Argument(None, help="Blurry image file(s) (PNG, JPEG or TIFF; 8 or 16 bit; gray or colour)."),
     output: Path = typer.Option(Path("cbid_out"), "-o", "--output", help="Output folder. Default: cbid_out (with --replay: replay/ beside the record)."),
     kernel_size: Optional[str] = typer.Option(None, "--kernel-size", "-k", help=KERNEL_SIZE_HELP),
-    recipe: str = typer.Option("fast", "--recipe", "-r", help=RECIPE_HELP),
+    recipe: str = typer.Option(DEFAULT_RECIPE, "--recipe", "-r", help=RECIPE_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (stages rescaled). Default: the recipe's, or the initialiser's budget in meta mode."),
     seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     init: Optional[Path] = typer.Option(None, "--init", help="Meta-learned initialiser (.safetensors). Default: the one packaged for --recipe, if any."),
-    mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (start from the initialiser, shortened schedule) or scratch (random start, the recipe's schedule). Default: meta when an initialiser is available."),
+    mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (start from the initialiser, shortened schedule) or scratch (random start, the recipe's schedule). Default: --init's, else the recipe's: meta where its packaged initialiser is the better start (paper_w32, paper_w32_hybrid, paper_grid), scratch otherwise (fast, paper)."),
     kernel: Optional[Path] = typer.Option(None, "--kernel", help="A known kernel (.npy or image file): skip the estimation, restore with it (non-blind)."),
     region: Optional[str] = typer.Option(None, "--region", help="TOP,LEFT,HEIGHT,WIDTH of the crop the kernel is estimated on. Default: the 384-px window with the most edges."),
     noise: str = typer.Option("auto", "--noise", help="Noise sigma of the input in [0, 0.5), 'auto' (estimated) or 'none' (the recipe's regularisation as is)."),
@@ -349,9 +350,9 @@ def _replay(ctx: typer.Context, record: Path, output: Path) -> None:
 def demo(
     output: Path = typer.Option(Path("cbid_demo"), "-o", "--output", help="Output folder."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the demo's blur kernel and of the generators' initialisation. Default: the fast recipe's `seed` (none: 0)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the demo's blur kernel and of the generators' initialisation. Default: the default recipe's `seed` (2024)."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
-    mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (the packaged initialiser, when installed) or scratch. Default: meta when an initialiser is packaged."),
+    mode: Optional[Mode] = typer.Option(None, "--mode", help="meta (the packaged initialiser) or scratch. Default: the default recipe's (meta)."),
 ):
     """Run the main job on the embedded demo (scikit-image's camera blurred by a motion kernel)."""
     import numpy as np
@@ -364,7 +365,7 @@ def demo(
 
     dev = _check_device(device)
     _check_output_dir(output)
-    seed = resolve_seed("fast", seed)
+    seed = resolve_seed(DEFAULT_RECIPE, seed)
     y, x, k = demo_pair(size=128, kernel_size=15, seed=seed)
     # true support 15 + the benchmark's 10-px margin; the noise-free demo keeps the recipe's weight
     p = plan(y, kernel_size=25, steps=steps, mode=mode.value if mode else None, seed=seed, device=dev, noise=None)

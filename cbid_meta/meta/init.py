@@ -17,12 +17,29 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["MetaInit", "default_init_path", "load_default_init"]
+__all__ = ["MetaInit", "default_init_path", "load_default_init", "default_mode"]
 
 
 #: packaged initialisers by the per-image recipe they were meta-trained for
 PACKAGED = {"fast": "default_init.safetensors", "paper_grid": "paper_grid_init.safetensors", "paper_w32": "paper_w32_init.safetensors",
             "paper_w32_hybrid": "paper_w32_init.safetensors"}  # the hybrid runs the same generators
+
+
+#: packaged initialisers a run does not start from unless ``--mode meta`` asks: on the fast recipe a random
+#: start is the better one as users run it (all 32 Levin images: 30.36 dB from scratch against 29.75 from
+#: ``default_init``, ``benchmarks/results/default_choice.md``)
+SCRATCH_BY_DEFAULT = frozenset({PACKAGED["fast"]})
+
+
+def default_mode(recipe: str = "fast") -> str:
+    """The mode a run of ``recipe`` takes when none is given: ``"meta"`` when an initialiser is packaged for it
+    and measured the better start, else ``"scratch"``.
+
+    >>> default_mode("paper_w32_hybrid"), default_mode("fast"), default_mode("paper")
+    ('meta', 'scratch', 'scratch')
+    """
+    p = _packaged_path(recipe)
+    return "scratch" if p is None or p.name in SCRATCH_BY_DEFAULT else "meta"
 
 
 def default_init_path(recipe: str = "fast") -> Path:
@@ -127,6 +144,12 @@ def load_default_init(recipe: str = "fast") -> MetaInit | None:
     """The packaged initialiser for ``recipe``, or None (none is packaged for it, e.g. the published ``paper``
     recipe at width 128).  A recipe file gets the fast recipe's initialiser when it runs the grid generators
     and none when it runs the published ones (their initialiser fits one width only)."""
+    p = _packaged_path(recipe)
+    return MetaInit.load(p) if p is not None else None
+
+
+def _packaged_path(recipe) -> Path | None:
+    """The file :func:`load_default_init` loads for ``recipe``, or None."""
     if not Path(str(recipe)).suffix and str(recipe) not in PACKAGED:
         return None
     if Path(str(recipe)).suffix:
@@ -135,4 +158,4 @@ def load_default_init(recipe: str = "fast") -> MetaInit | None:
         if load_recipe(recipe).schedule.pyramid == "decimate":
             return None
     p = default_init_path(recipe)
-    return MetaInit.load(p) if p.is_file() else None
+    return p if p.is_file() else None

@@ -101,7 +101,7 @@ def estimate_noise(lum: np.ndarray) -> float:
 
 
 #: ``--kernel-size auto`` estimators (``benchmarks/results/kernel_size_auto.md`` measures each)
-KERNEL_SIZE_METHODS = ("peak", "mass", "mass_acorr")
+KERNEL_SIZE_METHODS = ("peak", "mass", "acorr", "mass_acorr", "vote")
 DEFAULT_KERNEL_SIZE_METHOD = "mass_acorr"
 
 
@@ -167,10 +167,13 @@ def auto_kernel_size(lum: np.ndarray, max_size: int = 61, method: str = DEFAULT_
       ≥ 10% of the peak, doubled back to full resolution, plus 4 px.
     * ``"mass"``: the same estimator with a 31-tap support (61 px); the radius about
       the kernel's centroid that holds 97% of its mass, doubled, plus 4 px.
+    * ``"acorr"``: the gradient-autocorrelation size alone (:func:`acorr_kernel_size`).
     * ``"mass_acorr"`` (default): the smaller of ``"mass"`` and the gradient-autocorrelation
       size (:func:`acorr_kernel_size`); the L0 kernel spreads over the whole support on
       some images (over-estimates), the autocorrelation reads edges as blur on others —
       they rarely fail together.
+    * ``"vote"``: the median of ``"peak"``, ``"mass"`` and the autocorrelation size: one
+      estimator that fails either way (too small as well as too large) is outvoted.
 
     ``benchmarks/results/kernel_size_auto.md`` measures each against known kernels:
     give the size when you know it."""
@@ -187,6 +190,10 @@ def auto_kernel_size(lum: np.ndarray, max_size: int = 61, method: str = DEFAULT_
         yy, xx = np.mgrid[:support, :support]
         ext = max(np.abs(yy[m] - c).max(), np.abs(xx[m] - c).max())
         size = int(2 * np.ceil(2 * ext) + 1) + 4
+    elif method == "acorr":
+        size = acorr_kernel_size(lum)
+    elif method == "vote":
+        size = int(np.median([auto_kernel_size(lum, max_size, "peak"), auto_kernel_size(lum, max_size, "mass"), acorr_kernel_size(lum)]))
     else:
         size = int(2 * np.ceil(2 * _mass_extent(_coarse_kernel(lum, 31))) + 1) + 4
         if method == "mass_acorr":

@@ -353,7 +353,7 @@ class PublishedRun:
         side = min(prob.latent_size(prob.depth))
         if side < need:
             h, w = y_t.shape[-2:]
-            raise InputError(f"image {h}x{w} is too small for the published U-Net: its coarsest scale ({prob.depth}) is {side} px, the network needs {need} (use a larger image or a smaller [image] depth)")
+            raise InputError(f"image {h}x{w} is too small for the published U-Net: its coarsest scale ({prob.depth}) is {side} px, the network needs {need} (use a larger image, a smaller [image] depth, or --recipe fast)")
         params = {k: torch.stack([d[k] for d in inits]).clone() for k in inits[0]}
         if init is not None:
             params = start_from(params, init)
