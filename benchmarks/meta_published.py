@@ -140,7 +140,7 @@ def curve_table(scratch_curve: pd.DataFrame, meta_curve: pd.DataFrame, pairs: pd
     final = final[final.set_index(key).index.isin(both.set_index(key).index.unique())]
     return pd.concat([t, pd.DataFrame([{"iteration": int(final.iteration.max()), "runs": len(final), "kernel_ncc_meta": math.nan,
                                          "kernel_ncc_scratch": final.kernel_ncc.mean(), "psnr_meta": math.nan,
-                                         "psnr_scratch": final.psnr.mean()}])], ignore_index=True)
+                                         "psnr_scratch": final.psnr.mean()}])], ignore_index=True).astype({"iteration": int, "runs": int})
 
 
 def _tag(row) -> str:
@@ -249,7 +249,8 @@ def main(argv=None) -> int:
         lines += ["## Kernel NCC and PSNR of x along the run", "",
                   f"Means over the runs with both curves: the meta runs of the largest budget ({int(t.budget.max())} iterations, "
                   "their schedule shortened in proportion) against the 5000-iteration scratch runs at the same iterations; "
-                  "last row: the scratch runs' end.", "", cv.to_markdown(index=False, floatfmt=".3f"), ""]
+                  "last row: the scratch runs' end.", "",
+                  cv.to_markdown(index=False, floatfmt=[".0f" if c in ("iteration", "runs") else ".3f" for c in cv.columns]), ""]
     (a.out / "meta_levin.md").write_text("\n".join(lines))
     print("\n".join(lines[len(prov) + 3 :]))
     c = compare_rows(_rows(a.scratch), _rows(a.meta), a.width, a.seed)
