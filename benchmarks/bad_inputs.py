@@ -111,6 +111,7 @@ def make_cases(d: Path) -> list[tuple[str, list[str], dict, str | None]]:
         ("truncated PNG", ["deblur", str(d / "truncated.png"), "-o", o], {}, None),
         ("1x1 image", ["deblur", str(d / "one_pixel.png"), "-o", o], {}, None),
         ("kernel larger than image", ["deblur", str(d / "small.png"), "-k", "31", "-o", o], {}, None),
+        ("image too small for the default's U-Net", ["deblur", g, "-k", "31", "-o", o], {}, None),
         ("dimensions over the limit", ["deblur", g, "-o", o], {"CBID_MAX_PIXELS": "1000"}, None),
         ("NaN pixels (float TIFF)", ["deblur", str(d / "nan.tif"), "-o", o], {}, None),
         ("Inf pixels (float TIFF)", ["deblur", str(d / "inf.tif"), "-o", o], {}, None),

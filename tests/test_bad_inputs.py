@@ -31,7 +31,7 @@ def _run(argv, capsys):
     return e.value.code, err
 
 
-N_CASES = 46
+N_CASES = 47
 BATCHES = {"batch with one bad file", "unwritable output mid-batch"}  # one line per failed input + the batch summary
 
 
