@@ -75,7 +75,7 @@ def compare(tables: list[tuple[str, pd.DataFrame]], floor: float, max_seconds: f
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("tables", nargs="+", type=Path, help="levin_default.py tables; the first is the baseline the others are paired with")
-    ap.add_argument("--floor", type=float, default=1.05, help="noise floor in dB (the default recipe's largest single-image move under a 1e-6 input jitter)")
+    ap.add_argument("--floor", type=float, default=1.05, help="noise floor in dB (the fast recipe's largest single-image move under a 1e-6 input jitter)")
     ap.add_argument("--max-seconds", type=float, default=120.0)
     ap.add_argument("--max-mib", type=float, default=2048.0)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/default_choice.md"))

@@ -1,4 +1,4 @@
-"""The default recipe before and after a restructuring: same Levin numbers?
+"""A recipe before and after a restructuring: same Levin numbers?
 
     .venv/bin/python benchmarks/levin_regression.py \
         --before benchmarks/results/restructure/levin_default_before.csv \
