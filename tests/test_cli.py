@@ -139,3 +139,21 @@ def test_packaged_initialiser_follows_the_recipe():
     from cbid_meta.meta import load_default_init
 
     assert load_default_init("paper") is None  # none is packaged for the published generators: scratch mode
+
+
+def test_default_mode_is_meta_only_where_the_packaged_start_is_the_better_one(tmp_path):
+    """The measured choice (benchmarks/results/default_choice.md): the fast recipe runs from scratch unless asked,
+    the published generators' recipes from their initialiser; a recipe file runs from scratch; --init implies meta."""
+    from cbid_meta.api import resolve_init
+    from cbid_meta.meta import default_mode
+
+    grid, published = tmp_path / "grid.toml", tmp_path / "published.toml"
+    grid.write_text('base = "fast"\n')
+    published.write_text('base = "paper_w32"\n')
+    assert [default_mode(r) for r in ("fast", "paper_grid", "paper_w32", "paper_w32_hybrid", "paper")] == ["scratch", "meta", "meta", "meta", "scratch"]
+    assert default_mode(str(grid)) == default_mode(str(published)) == "scratch"
+    assert resolve_init("fast") is None and resolve_init("fast", mode="meta") is not None  # still packaged, on request
+    assert resolve_init(str(grid), mode="meta").info["path"].endswith("default_init.safetensors")
+    assert resolve_init("paper_w32_hybrid").info["path"].endswith("paper_w32_init.safetensors")
+    init = resolve_init("fast", mode="meta")
+    assert resolve_init("fast", init=init) is init  # an initialiser given: meta whatever the recipe's default
