@@ -46,6 +46,7 @@ def _levin_root(data) -> Path:
 def score(item, x: np.ndarray, kernel: np.ndarray) -> dict:
     """The row's numbers from an output (the same function scores a fresh run and a re-score)."""
     from cbid_meta.evaluation import deconvolve, kernel_similarity, levin_row_scores, levin_scores
+    from cbid_meta.optim.photo import kernel_edge_mass
 
     x = np.asarray(x, dtype=np.float64)
     ref = deconvolve(item.blurry, item.kernel)
@@ -53,7 +54,8 @@ def score(item, x: np.ndarray, kernel: np.ndarray) -> dict:
     b = levin_scores(item.blurry, item.sharp)
     t = levin_scores(ref, item.sharp)
     return {"psnr": s["psnr"], "psnr_shift5": s["psnr_shift5"], "ssim": s["ssim"], "error_ratio": s["error_ratio"],
-            "kernel_ncc": kernel_similarity(kernel, item.kernel)["ncc"], "psnr_blurry": b["psnr"], "psnr_blurry_shift5": b["psnr_shift5"],
+            "kernel_ncc": kernel_similarity(kernel, item.kernel)["ncc"], "kernel_edge_mass": kernel_edge_mass(kernel),
+            "psnr_blurry": b["psnr"], "psnr_blurry_shift5": b["psnr_shift5"],
             "psnr_true_kernel": t["psnr"], "psnr_true_kernel_shift5": t["psnr_shift5"]}
 
 
@@ -81,6 +83,8 @@ def run_one(item, path: Path, a) -> tuple[dict, np.ndarray, np.ndarray]:
 
 def report(df: pd.DataFrame, meta: dict, out: Path) -> str:
     """The ``.md``: the mean over all images and over the subset, time and memory, images below blurry + 3 dB."""
+    from cbid_meta.optim.photo import EDGE_MASS_WARN
+
     lines = ["# The default pipeline on Levin, as users run it", ""]
     lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in meta.items()]
     sub = df[df.image.isin(SUBSET)]
@@ -95,6 +99,9 @@ def report(df: pd.DataFrame, meta: dict, out: Path) -> str:
     lines += ["", pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"), "",
               f"Below blurry + 3 dB: {len(below)} of {len(df)} images" + (f" ({', '.join(below.image)})" if len(below) else "")
               + f"; below the blurry input: {len(worse)}" + (f" ({', '.join(worse.image)})" if len(worse) else "") + ".",
+              (f"Kernel mass within 2 px of the support's edge (`kernel_edge_mass`; `cbid deblur` notes a kernel above "
+               f"{EDGE_MASS_WARN:.0%}): largest {df.kernel_edge_mass.max():.1%} ({df.loc[df.kernel_edge_mass.idxmax(), 'image']}).")
+              if "kernel_edge_mass" in df and df.kernel_edge_mass.notna().any() else "",
               f"`cpu_share` (CPU seconds over wall seconds × threads) from {df.cpu_share.min():.2f} to {df.cpu_share.max():.2f}: "
               "compare it between runs of one recipe (a pipeline whose L0 steps use one core has about 0.5 alone); "
               "a run well below its recipe's usual share had company, and its seconds are not a timing.", "",

@@ -58,3 +58,33 @@ def test_benchmark_lists_real_photos_by_chosen_size_only(tmp_path, monkeypatch):
     assert df.image.tolist() == ["a", "b"] and (df.chosen % 2 == 1).all() and "ratio" not in df
     md = (tmp_path / "ks.md").read_text()
     assert "## Real photos (no known kernel)" in md and ksa.summarise(df).empty
+
+
+def test_a_kernel_reaching_the_edge_of_its_support_gets_a_note():
+    from cbid_meta.optim.photo import EDGE_MASS_WARN, edge_note, kernel_edge_mass
+
+    compact = np.zeros((31, 31))
+    compact[15, 8:23] = 1.0  # a 15-px line in the middle of a 31-px support
+    assert kernel_edge_mass(compact) == 0.0 and edge_note(compact) is None
+    wide = compact.copy()
+    wide[15, 0:8] = 1.0  # its tail runs into the edge
+    share = kernel_edge_mass(wide)
+    assert share > EDGE_MASS_WARN
+    assert edge_note(wide) == (f"the kernel has {share:.0%} of its mass within 2 px of the edge of its 31-px support: "
+                               "the blur may be wider; try --kernel-size 41")
+
+
+def test_the_cli_prints_and_records_the_edge_note(tmp_path, monkeypatch, capsys):
+    import json
+
+    from cbid_meta.cli.main import main
+    from cbid_meta.io import save_image
+    from cbid_meta.optim import photo
+
+    monkeypatch.setattr(photo, "EDGE_MASS_WARN", -1.0)  # every kernel "reaches the edge"
+    save_image(tmp_path / "y.png", ITEMS[0].blurry[:96, :96])
+    main(["deblur", str(tmp_path / "y.png"), "-o", str(tmp_path / "o"), "-r", "fast", "-k", "9", "--steps", "6"])
+    err = capsys.readouterr().err
+    rec = json.loads((tmp_path / "o" / "y.json").read_text())
+    assert any(n.startswith("the kernel has") and "try --kernel-size 19" in n for n in rec["notes"])
+    assert "note: y.png: the kernel has" in err and rec["photo"]["kernel_edge_mass"] >= 0

@@ -33,6 +33,8 @@ def test_runs_as_the_cli_keeps_outputs_resumes_and_rescores(fake_levin, tmp_path
     assert ld.main(args + ["--rescore"]) == 0
     again, first = json.loads((work / "rows" / "im1_kernel4.json").read_text()), json.loads(stored)
     assert again["psnr"] == first["psnr"] and again["kernel_ncc"] == first["kernel_ncc"] and again["ssim"] == first["ssim"]
+    assert again["kernel_edge_mass"] == first["kernel_edge_mass"] and 0 <= first["kernel_edge_mass"] <= 1
+    assert "Kernel mass within 2 px of the support's edge" in out.with_suffix(".md").read_text()
 
 
 def test_recipe_and_mode_as_users_name_them(fake_levin, tmp_path, capsys):

@@ -124,6 +124,7 @@ def _run_one(path: Path, outdir: Path, progress: Progress, make_plan, panels=Fal
     if run_rec["noise"] == "auto":
         run_rec["noise_sigma"] = res.info.get("noise_estimate")
     run_rec.update(output_bits=out_bits, panels=bool(panels))
+    notes += res.info.get("notes", [])  # what the run found (a kernel reaching the edge of its support)
     est = res.estimate
     with _held_signals():
         outdir.mkdir(parents=True, exist_ok=True)
