@@ -253,7 +253,7 @@ class cpu_meter:
         return False
 
 
-def progress_printer(label: str, start: int):
+def progress_printer(label: str):
     """A step callback printing ``label``'s progress (iterations, stage, fit, seconds, ETA) about once a minute."""
     last = [0.0]
     first: list = []  # (seconds, iterations) at this process's first step: a resumed run's rate excludes earlier sessions
@@ -298,7 +298,7 @@ def run_one(run: Run, a, work: Path) -> RunOutput:
         pd.DataFrame(rows).to_csv(curve_path, index=False)
 
     with peak_meter() as pm, cpu_meter() as cm:
-        res = deb.run(item.blurry.astype(np.float32), callback=progress_printer(tag, start), checkpoint=ckpt, checkpoint_every=a.checkpoint_every,
+        res = deb.run(item.blurry.astype(np.float32), callback=progress_printer(tag), checkpoint=ckpt, checkpoint_every=a.checkpoint_every,
                       monitor=monitor, monitor_every=a.curve_every, init=getattr(a, "init_obj", None))
     steps = res.info["steps"]
     info = {"iterations": steps, "seconds": res.seconds, "s_per_iter": res.seconds / max(steps, 1), "peak_mib": pm.mib, "cpu_share": cm.share,
@@ -344,7 +344,7 @@ def run_batch(runs: list[Run], a, work: Path) -> list[RunOutput]:
                          "psnr_shift5": sc["psnr_shift5"], "kernel_ncc": kernel_similarity(ker, r.item.kernel)["ncc"]})
             pd.DataFrame(rows).to_csv(path, index=False)
 
-    progress = progress_printer(f"batch of {len(runs)} ({','.join(r.tag for r in runs)})", start)
+    progress = progress_printer(f"batch of {len(runs)} ({','.join(r.tag for r in runs)})")
 
     y = torch.from_numpy(np.stack([r.item.blurry for r in runs]).astype(np.float32))[:, None].to(deb.device)
     s0 = deb.coarsest_scale(*runs[0].item.blurry.shape)
