@@ -21,11 +21,12 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/cbid demo -o cbid_demo
 
+# one worker per core, a test file per worker (tests/conftest.py gives each worker its share of the threads)
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 test-all: install
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -n auto --dist loadfile -m ""
 
 bench-core: install
 	$(PY) benchmarks/levin_core.py --out benchmarks/results/levin_core.csv

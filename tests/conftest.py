@@ -1,7 +1,15 @@
 """Shared fixtures of the test suite."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers: the cores are shared, not oversubscribed
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)  # for the subprocesses the tests start
+    import torch
+
+    torch.set_num_threads(_threads)
 
 import numpy as np
 import pytest

@@ -350,6 +350,7 @@ def test_checkpoint_resume_gives_the_same_run(tmp_path):
         Deblurrer(cfg).run(other, checkpoint=ck)
 
 
+@pytest.mark.slow  # about a minute on 2 cores: three 500-iteration runs
 def test_end_to_end_published_run_beats_the_blurry_input():
     """The whole published pipeline (U-Net + SIREN, 1 - SSIM, DFT-l1 cross term, decimation
     pyramid, progressive schedule) on a 128-px synthetic image with a 13-px motion kernel.
