@@ -4,12 +4,14 @@
         benchmarks/results/levin_default_fast_scratch.csv benchmarks/results/levin_default.csv
 
 Each table is written by ``benchmarks/levin_default.py`` (one recipe, each image deblurred from its
-file with the CLI's defaults, scored at ±10 px).  For the images every table has: per recipe the
-mean PSNR (±10 and ±5), SSIM, kernel NCC, median seconds, peak MiB, the images below their blurry
-input and below it + 3 dB; per image the PSNR of each and the difference to the first table (the
-baseline); the paired difference's mean, spread and the images where it exceeds the noise
-floor either way (``--floor``, dB: how far a run moves under a rounding-level change of its input,
-``docs/evaluation.md``).  The criteria a new default must meet: median at most ``--max-seconds``
+file with the CLI's defaults, scored at ±10 px).  Tables of one recipe and mode (runs with other
+``--seed`` values) are pooled: an image's value is its mean over those runs, and the summary gives
+the runs, each run's mean and the per-image spread between them.  For the images every table has:
+per recipe the mean PSNR (±10 and ±5), SSIM, kernel NCC, median seconds, peak MiB, the images below
+their blurry input and below it + 3 dB; per image the PSNR of each and the difference to the first
+recipe (the baseline); the paired difference's mean, spread and the images where it exceeds the
+noise floor either way (``--floor``, dB: how far a run moves under a rounding-level change of its
+input, ``docs/evaluation.md``).  The criteria a new default must meet: median at most ``--max-seconds``
 per image and peak at most ``--max-mib``; among those that do, the highest mean PSNR wins.
 Writes ``--out`` (``benchmarks/results/default_choice.md``) and its ``.csv``.
 """
@@ -36,24 +38,52 @@ def load(path: Path) -> tuple[str, pd.DataFrame, dict]:
     return str(meta.get("recipe", path.stem)) + (f" ({mode})" if mode else ""), df, meta
 
 
-def compare(tables: list[tuple[str, pd.DataFrame]], floor: float, max_seconds: float, max_mib: float) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """``(summary per recipe, per-image PSNR, verdict sentence)`` over the images all tables have."""
-    common = set.intersection(*(set(d.image) for _, d in tables))
-    rows, per = [], None
+SCORES = ["psnr", "psnr_shift5", "ssim", "kernel_ncc", "psnr_blurry"]
+
+
+def pool(tables: list[tuple[str, pd.DataFrame]]) -> list[tuple[str, pd.DataFrame]]:
+    """Tables of one name (one recipe and mode run with several seeds) as one, in first-seen order: the rows
+    of the images all of them have, with a ``run`` column (the table's index within its name)."""
+    groups: dict[str, list[pd.DataFrame]] = {}
     for name, d in tables:
-        d = d[d.image.isin(common)].sort_values("image")
-        rows.append({"recipe": name, "images": len(d), "PSNR ±10": d.psnr.mean(), "PSNR ±5": d.psnr_shift5.mean(), "SSIM": d.ssim.mean(),
-                     "kernel NCC": d.kernel_ncc.mean(), "median s": d.seconds.median(), "peak MiB": d.peak_mib.max(),
-                     "below blurry": int((d.psnr < d.psnr_blurry).sum()), "below blurry + 3 dB": int((d.psnr < d.psnr_blurry + 3).sum()),
+        groups.setdefault(name, []).append(d)
+    out = []
+    for name, ds in groups.items():
+        common = set.intersection(*(set(d.image) for d in ds))
+        out.append((name, pd.concat([d[d.image.isin(common)].assign(run=i) for i, d in enumerate(ds)], ignore_index=True)))
+    return out
+
+
+def compare(tables: list[tuple[str, pd.DataFrame]], floor: float, max_seconds: float, max_mib: float) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``(summary per recipe, per-image PSNR, verdict sentence)`` over the images all tables have; tables of
+    one name are pooled (:func:`pool`: an image's scores are their mean over its runs)."""
+    tables = pool(tables)
+    common = set.intersection(*(set(d.image) for _, d in tables))
+    rows, per, spread = [], None, []
+    for name, d in tables:
+        d = d[d.image.isin(common)]
+        m = d.groupby("image", sort=True)[SCORES].mean()  # the seed mean of each image
+        runs = d["run"].nunique()
+        rows.append({"recipe": name, "runs": runs, "images": len(m), "PSNR ±10": m.psnr.mean(), "PSNR ±5": m.psnr_shift5.mean(), "SSIM": m.ssim.mean(),
+                     "kernel NCC": m.kernel_ncc.mean(), "median s": d.seconds.median(), "peak MiB": d.peak_mib.max(),
+                     "below blurry": int((m.psnr < m.psnr_blurry).sum()), "below blurry + 3 dB": int((m.psnr < m.psnr_blurry + 3).sum()),
                      "meets time and memory": bool(d.seconds.median() <= max_seconds and d.peak_mib.max() <= max_mib)})
-        col = d.set_index("image")[["psnr"]].rename(columns={"psnr": name})
+        if runs > 1:
+            by_run = d.groupby("run").psnr.mean()
+            seeds = d.groupby("run")["seed"].first() if "seed" in d else by_run.index.to_series()
+            std = d.groupby("image").psnr.std()
+            spread.append(f"{name}: {runs} runs (seeds {', '.join(str(s) for s in seeds)}), mean PSNR {', '.join(f'{v:.2f}' for v in by_run)} dB; "
+                          f"per-image spread between runs: mean std {std.mean():.2f} dB, largest {std.max():.2f} ({std.idxmax()}); "
+                          f"images that moved by more than the {floor:.2f} dB noise floor between runs: "
+                          f"{int((d.groupby('image').psnr.agg(lambda v: v.max() - v.min()) > floor).sum())}.")
+        col = m[["psnr"]].rename(columns={"psnr": name})
         per = col if per is None else per.join(col)
     summary = pd.DataFrame(rows)
     base = tables[0][0]
     for name, _ in tables[1:]:
         per[f"{name} − {base}"] = per[name] - per[base]
     per = per.reset_index()
-    lines = []
+    lines = list(spread)
     for name, _ in tables[1:]:
         diff = per[f"{name} − {base}"]
         lines.append(f"{name} against {base}: mean difference {diff.mean():+.2f} dB (std {diff.std():.2f}) over {len(diff)} images; "

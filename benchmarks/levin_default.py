@@ -7,6 +7,8 @@ Usage (from the repository root)::
     python benchmarks/levin_default.py --recipe paper_w32   # another recipe, as users would name it
     python benchmarks/levin_default.py --recipe fast --mode scratch --work ~/.cache/cbid_meta/levin_default_fast_scratch \
         --out benchmarks/results/levin_default_fast_scratch.csv  # a recipe and mode, as users would name them
+    python benchmarks/levin_default.py --seed 1 --work ~/.cache/cbid_meta/levin_default_s1 \
+        --out benchmarks/results/levin_default_s1.csv            # another seed (cbid deblur --seed 1)
 
 Each image is deblurred by :func:`cbid_meta.api.deblur` — the function behind ``cbid deblur`` —
 from its file, with the CLI's defaults (recipe :data:`cbid_meta.config.DEFAULT_RECIPE` and its kernel
@@ -66,7 +68,8 @@ def run_one(item, path: Path, a) -> tuple[dict, np.ndarray, np.ndarray]:
     from cbid_meta.api import deblur
     from cbid_meta.evaluation.bench import peak_meter
 
-    settings = {"recipe": a.recipe, **({"steps": a.steps} if a.steps else {}), **({"mode": a.mode} if a.mode else {})}
+    settings = {"recipe": a.recipe, **({"steps": a.steps} if a.steps else {}), **({"mode": a.mode} if a.mode else {}),
+                **({"seed": a.seed} if a.seed is not None else {})}
     t, c = time.perf_counter(), time.process_time()
     with peak_meter() as pm:
         res = deblur(path, **settings)
@@ -116,6 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None, help="Levin folder (default: $CBID_LEVIN_DIR or ../shared/data/levin)")
     ap.add_argument("--recipe", default=None, help="the recipe a user names (default: the CLI's, cbid_meta.config.DEFAULT_RECIPE)")
     ap.add_argument("--mode", choices=("meta", "scratch"), default=None, help="the mode a user names (default: the CLI's)")
+    ap.add_argument("--seed", type=int, default=None, help="the seed a user names (default: the recipe's); another seed needs its own --work and --out")
     ap.add_argument("--images", default="all", help="'all', 'subset' or comma-separated names")
     ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)  # tests only: users run the recipe's budget
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("CBID_RUNS", Path.home() / ".cache" / "cbid_meta")) / "levin_default")
@@ -146,7 +150,8 @@ def main(argv=None) -> int:
         print(f"error: unknown Levin image(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
     try:
-        store = RowStore(a.work / "rows", key=("image",), settings={"recipe": a.recipe, "steps": a.steps, **({"mode": a.mode} if a.mode else {})})
+        store = RowStore(a.work / "rows", key=("image",), settings={"recipe": a.recipe, "steps": a.steps, **({"mode": a.mode} if a.mode else {}),
+                                                                    **({"seed": a.seed} if a.seed is not None else {})})
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -189,6 +194,8 @@ def tables(store, names: list[str], a, prov: dict) -> str | None:
                    "note": "rows may come from several sessions: each row has its own git_revision and date"}
     if a.mode:
         meta["mode"] = a.mode
+    if a.seed is not None:
+        meta["seed"] = a.seed
     if a.steps:
         meta["steps"] = a.steps
     a.out.parent.mkdir(parents=True, exist_ok=True)

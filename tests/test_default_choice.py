@@ -61,3 +61,26 @@ def test_a_table_whose_rows_share_one_mode_is_named_by_it(tmp_path, capsys):
     write_table(pd.DataFrame({"image": ["a", "b"], "psnr": [30.0, 31.0], "psnr_shift5": [30.0, 31.0], "ssim": 0.9, "kernel_ncc": 0.8,
                               "seconds": 40.0, "peak_mib": 900.0, "psnr_blurry": 22.0, "mode": "meta"}), old, {"recipe": "fast"})
     assert dc.load(old)[0] == "fast (meta)"
+
+
+def test_tables_of_one_recipe_are_pooled_as_seeds(tmp_path, capsys):
+    from cbid_meta.io import write_table
+
+    def seeded(path, recipe, psnr, seed, images=("a", "b", "c")):
+        n = len(psnr)
+        df = pd.DataFrame({"image": list(images)[:n], "psnr": psnr, "psnr_shift5": psnr, "ssim": 0.9, "kernel_ncc": 0.8, "seconds": 50.0,
+                           "peak_mib": 900.0, "psnr_blurry": 22.0, "seed": seed})
+        write_table(df, path, {"recipe": recipe, "git_revision": "x"})
+        return path
+
+    fast = seeded(tmp_path / "f0.csv", "fast", [30.0, 30.0, 30.0], 0)
+    h1 = seeded(tmp_path / "h1.csv", "hybrid", [31.0, 28.0, 30.0], 2024)
+    h2 = seeded(tmp_path / "h2.csv", "hybrid", [33.0, 28.0, 30.0, 50.0], 1, images=("a", "b", "c", "d"))  # d: one seed only
+    assert dc.main([str(fast), str(h1), str(h2), "--out", str(tmp_path / "c.md")]) == 0
+    per = pd.read_csv(tmp_path / "c.csv", comment="#")
+    assert per.image.tolist() == ["a", "b", "c"] and per["hybrid − fast"].round(2).tolist() == [2.0, -2.0, 0.0]  # seed means
+    text = (tmp_path / "c.md").read_text()
+    assert "hybrid: 2 runs (seeds 2024, 1), mean PSNR 29.67, 30.33 dB" in text
+    assert "largest 1.41 (a)" in text and "more than the 1.05 dB noise floor between runs: 1." in text
+    summary = text.split("| recipe")[1]
+    assert "|      2 |" in summary  # the runs column

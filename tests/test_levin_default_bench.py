@@ -55,3 +55,15 @@ def test_recipe_and_mode_as_users_name_them(fake_levin, tmp_path, capsys):
 def test_bad_image_name_is_one_error_line(fake_levin, tmp_path, capsys):
     assert ld.main(["--data", str(fake_levin), "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o.csv"), "--images", "nope"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_seed_as_users_name_it_has_its_own_folder(fake_levin, tmp_path, capsys):
+    from cbid_meta.io import read_table_header
+
+    work, out = tmp_path / "work", tmp_path / "seed7.csv"
+    args = ["--data", str(fake_levin), "--out", str(out), "--steps", "4", "--recipe", "fast", "--seed", "7"]
+    assert ld.main(args + ["--work", str(work)]) == 0
+    assert pd.read_csv(out, comment="#").iloc[0]["seed"] == 7 and read_table_header(out)["seed"] == "7"
+    # the recipe's own seed in the same folder is refused: rows of two seeds never mix
+    assert ld.main(args[:-2] + ["--work", str(work)]) == 2
+    assert "seed" in capsys.readouterr().err
