@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers: the cores are shared, not oversubscribed
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: the cores are shared, not oversubscribed
     _threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     os.environ["OMP_NUM_THREADS"] = str(_threads)  # for the subprocesses the tests start
     import torch
