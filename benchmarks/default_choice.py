@@ -71,11 +71,11 @@ def compare(tables: list[tuple[str, pd.DataFrame]], floor: float, max_seconds: f
         if runs > 1:
             by_run = d.groupby("run").psnr.mean()
             seeds = d.groupby("run")["seed"].first() if "seed" in d else by_run.index.to_series()
-            std = d.groupby("image").psnr.std()
+            per_image = d.groupby("image").psnr
+            std, moved = per_image.std(), per_image.max() - per_image.min()
             spread.append(f"{name}: {runs} runs (seeds {', '.join(str(s) for s in seeds)}), mean PSNR {', '.join(f'{v:.2f}' for v in by_run)} dB; "
                           f"per-image spread between runs: mean std {std.mean():.2f} dB, largest {std.max():.2f} ({std.idxmax()}); "
-                          f"images that moved by more than the {floor:.2f} dB noise floor between runs: "
-                          f"{int((d.groupby('image').psnr.agg(lambda v: v.max() - v.min()) > floor).sum())}.")
+                          f"images that moved by more than the {floor:.2f} dB noise floor between runs: {int((moved > floor).sum())}.")
         col = m[["psnr"]].rename(columns={"psnr": name})
         per = col if per is None else per.join(col)
     summary = pd.DataFrame(rows)

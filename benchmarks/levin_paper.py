@@ -681,7 +681,9 @@ def summary_lines(d: pd.DataFrame) -> str:
                     f"PSNR of x of {chosen['psnr'].mean():.3f} dB (∆ {chosen['psnr_nonblind'].mean():.3f}), against {seedmean.mean():.3f} "
                     f"for the seed mean, {worst.mean():.3f} for the worst seed and {best.mean():.3f} for the best (an oracle); "
                     f"it picks the best seed on {int((chosen.set_index('image')['psnr'] == best).sum())} of {len(chosen)} images "
-                    f"and costs one run per seed."]
+                    f"and costs one run per seed; the kept runs' smallest margin above the blurry input is "
+                    f"{(chosen['psnr'] - chosen['psnr_blurry']).min():.2f} dB "
+                    f"({chosen.loc[(chosen['psnr'] - chosen['psnr_blurry']).idxmin(), 'image']})."]
     if "roll_changes_per_1000" in d and d["roll_changes_per_1000"].notna().any():
         r = d["roll_changes_per_1000"].dropna()
         out += ["", f"Centring chatter: {r.mean():.2f} roll changes per 1000 iterations on average ({r.min():.1f}–{r.max():.1f} over {len(r)} runs)."]

@@ -118,6 +118,8 @@ def test_demo_runs_and_reports(tmp_path):
     from cbid_meta.config import DEFAULT_RECIPE
     from cbid_meta.meta import default_init_path
 
+    main(["demo", "-o", str(tmp_path / "d0"), "--steps", "9", "--mode", "scratch"])
+    assert json.loads((tmp_path / "d0" / "demo.json").read_text())["mode"] == "scratch"
     out = tmp_path / "demo"
     main(["demo", "-o", str(out), "--steps", "9"])
     rec = json.loads((out / "demo.json").read_text())
