@@ -63,6 +63,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import provenance, write_table  # noqa: E402
 
+#: Columns written with six significant digits (the table's other floats keep four decimals).
+FIT_COLUMNS = ("reblur_fit", "final_fit")
+
 #: Method revision recorded in the work folder and the tables; a folder or table of another revision is not mixed in.
 METHOD = "published-v2"
 #: Search range (px) of the rows scored now (``scored_at``); rows without kept outputs scored before it say 5.
@@ -278,7 +281,7 @@ def run_one(run: Run, a, work: Path) -> RunOutput:
     """Optimise one run on this process (resuming from its checkpoint), writing its curve as it goes."""
     from cbid_meta.evaluation import kernel_similarity, levin_scores
     from cbid_meta.evaluation.bench import peak_meter
-    from cbid_meta.optim.published import checkpoint_step
+    from cbid_meta.optim.published import checkpoint_step, reblur_fit
 
     item, tag = run.item, run.tag
     _, deb = configure(run, a)
@@ -294,7 +297,7 @@ def run_one(run: Run, a, work: Path) -> RunOutput:
     def monitor(step, img, ker):
         s = levin_scores(img.astype(np.float64), item.sharp)
         rows.append({"image": item.name, "width": run.width, "seed": run.seed, "iteration": step, "psnr": s["psnr"], "psnr_shift5": s["psnr_shift5"],
-                     "kernel_ncc": kernel_similarity(ker, item.kernel)["ncc"]})
+                     "kernel_ncc": kernel_similarity(ker, item.kernel)["ncc"], "reblur_fit": reblur_fit(img, ker, item.blurry)})
         pd.DataFrame(rows).to_csv(curve_path, index=False)
 
     with peak_meter() as pm, cpu_meter() as cm:
@@ -319,7 +322,7 @@ def run_batch(runs: list[Run], a, work: Path) -> list[RunOutput]:
     from cbid_meta.config import RestorationConfig
     from cbid_meta.evaluation import kernel_similarity, levin_scores
     from cbid_meta.evaluation.bench import peak_meter
-    from cbid_meta.optim.published import PublishedRun, checkpoint_step
+    from cbid_meta.optim.published import PublishedRun, checkpoint_step, reblur_fit
     from cbid_meta.pipeline import restore
 
     cfg, deb = configure(runs[0], a)
@@ -341,7 +344,8 @@ def run_batch(runs: list[Run], a, work: Path) -> list[RunOutput]:
             path, rows = curves[r.tag]
             sc = levin_scores(img.astype(np.float64), r.item.sharp)
             rows.append({"image": r.item.name, "width": r.width, "seed": r.seed, "iteration": step, "psnr": sc["psnr"],
-                         "psnr_shift5": sc["psnr_shift5"], "kernel_ncc": kernel_similarity(ker, r.item.kernel)["ncc"]})
+                         "psnr_shift5": sc["psnr_shift5"], "kernel_ncc": kernel_similarity(ker, r.item.kernel)["ncc"],
+                         "reblur_fit": reblur_fit(img, ker, r.item.blurry)})
             pd.DataFrame(rows).to_csv(path, index=False)
 
     progress = progress_printer(f"batch of {len(runs)} ({','.join(r.tag for r in runs)})")
@@ -590,16 +594,26 @@ def gather(a, store, work: Path, prov: dict) -> pd.DataFrame | None:
                    "scoring": "psnr, ssim, error_ratio: Levin protocol with a 10-px shift search (SelfDeblur's statistic_levin.m); "
                               "psnr_shift5: 5 px (Levin's comp_upto_shift); scored_at: the range of a row's psnr",
                    "note": "rows may come from several sessions: each row has its own git_revision and date"}
-    write_table(df.drop(columns="_steps").dropna(axis=1, how="all"), a.out, meta)
+    write_table(fits_six_digits(df.drop(columns="_steps").dropna(axis=1, how="all")), a.out, meta)
     curves = [read_curve(p) for p in sorted((work / "curve").glob("*.csv"))] if (work / "curve").is_dir() else []
     finished = {(r["image"], int(r["width"]), int(r["seed"]), int(r["_steps"])) for r in df.to_dict("records")}
     curves = [c for c in curves if not c.empty and "seed" in c
               and (c["image"].iloc[0], int(c["width"].iloc[0]), int(c["seed"].iloc[0]), _curve_steps(c)) in finished]
     curve = pd.concat(curves).sort_values(["steps", "width", "image", "seed", "iteration"], na_position="first") if curves else pd.DataFrame()
     if not curve.empty:
-        write_table(curve, a.curve, meta)
+        write_table(fits_six_digits(curve), a.curve, meta)
     a.out.with_suffix(".md").write_text(markdown(df, meta, curve))
     return df
+
+
+def fits_six_digits(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its :data:`FIT_COLUMNS` as six-significant-digit text (the safeguard compares fits
+    that differ in the fourth decimal; the table's other floats keep four decimals)."""
+    out = df.copy()
+    for c in FIT_COLUMNS:
+        if c in out:
+            out[c] = [f"{v:.6g}" if not _missing(v) else "" for v in out[c]]
+    return out
 
 
 def _fmt_table(d: pd.DataFrame) -> str:
@@ -684,6 +698,15 @@ def summary_lines(d: pd.DataFrame) -> str:
                     f"and costs one run per seed; the kept runs' smallest margin above the blurry input is "
                     f"{(chosen['psnr'] - chosen['psnr_blurry']).min():.2f} dB "
                     f"({chosen.loc[(chosen['psnr'] - chosen['psnr_blurry']).idxmin(), 'image']})."]
+        ties = safeguard_ties(multi)
+        if ties:
+            low = multi.groupby("image")["reblur_fit"].transform("min")
+            tied_worst = multi[(multi["reblur_fit"] == low) & multi["image"].isin(ties)].groupby("image")["psnr"].min()
+            pessimistic = chosen.set_index("image")["psnr"].copy()
+            pessimistic.loc[tied_worst.index] = tied_worst
+            out[-1] += (" The lowest fits of " + ", ".join(ties) + " are tied at the precision their rows were kept with (rows read "
+                        "back from a table that rounded `reblur_fit` to 4 decimals): there the kept run is the first by seed, not a "
+                        f"choice the fit made; broken the other way, the safeguard's mean is {pessimistic.mean():.3f} dB.")
     if "roll_changes_per_1000" in d and d["roll_changes_per_1000"].notna().any():
         r = d["roll_changes_per_1000"].dropna()
         out += ["", f"Centring chatter: {r.mean():.2f} roll changes per 1000 iterations on average ({r.min():.1f}–{r.max():.1f} over {len(r)} runs)."]
@@ -692,6 +715,17 @@ def summary_lines(d: pd.DataFrame) -> str:
         out += ["", f"{len(old)} run(s) scored at ±{LEGACY_SCORED_AT} px only (outputs not kept): "
                     + ", ".join(f"{r.image} s{int(r.seed)}" for r in old.itertuples()) + "; their `psnr` is the 5-px score."]
     return "\n".join(out)
+
+
+def safeguard_ties(multi: pd.DataFrame, rounding: float = 1e-4) -> list[str]:
+    """Images whose two lowest ``reblur_fit`` values are equal and look rounded to ``rounding``
+    (rows imported from a table written before fits kept six digits): the safeguard cannot tell them apart."""
+    ties = []
+    for name, g in multi.groupby("image"):
+        f = np.sort(g["reblur_fit"].to_numpy(dtype=float))
+        if len(f) > 1 and f[0] == f[1] and abs(f[0] / rounding - round(f[0] / rounding)) < 1e-6:
+            ties.append(str(name))
+    return ties
 
 
 def plateau_table(curve: pd.DataFrame, width: int, tol: float = 0.01) -> str:

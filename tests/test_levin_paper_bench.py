@@ -156,6 +156,8 @@ def test_batched_runs_store_rows_and_import_into_another_work_folder(fake_levin,
     rows = {r["seed"]: r for r in lp.row_store(w1).rows()}
     assert set(rows) == {2024, 7} and all(r["batch"] == 2 and r["iterations"] == rows[2024]["iterations"] > 0 for r in rows.values())
     assert rows[2024]["psnr"] != rows[7]["psnr"]  # each problem its own seed
+    curve = pd.read_csv(tmp_path / "a_curve.csv", comment="#")  # the fit trajectory (no ground truth) beside the scores
+    assert curve["reblur_fit"].notna().all() and (curve["reblur_fit"] > 0).all() and set(curve["seed"]) == {2024, 7}
     assert lp.main(common + ["--work", str(w2), "--out", str(tmp_path / "b.csv"), "--curve", str(tmp_path / "b_curve.csv"),
                              "--import-from", str(w1), "--device-name", "a GPU"]) == 0
     moved = {r["seed"]: r for r in lp.row_store(w2).rows()}
@@ -230,3 +232,29 @@ def test_curves_of_a_steps_run_and_a_recipe_run_stay_apart(fake_levin, tmp_path)
     md = a.out.with_suffix(".md").read_text()
     recipe_part, steps_part = md.split("--steps 20")[0], md.split("--steps 20")[1]
     assert "22.00 dB at the end" in recipe_part and "11.00 dB at the end" in steps_part and "22.00 dB at the end" not in steps_part
+
+
+def test_fits_keep_six_digits_and_a_rounded_tie_is_reported_not_hidden(fake_levin, tmp_path):
+    (item,) = load_levin(fake_levin)
+    work = tmp_path / "work"
+    store = lp.row_store(work)
+    base = {"image": item.name, "width": 8, "steps": 20, "iterations": 20, "psnr_nonblind": 26.0, "ssim": 0.8, "error_ratio": 3.0,
+            "kernel_ncc": 0.7, "psnr_blurry": 22.0, "seconds": 10.0}
+    # two runs whose fits differ in the fifth significant digit: the table keeps them apart
+    store.add(base | {"seed": 1, "psnr": 28.0, "reblur_fit": 0.0023934})
+    store.add(base | {"seed": 2, "psnr": 23.0, "reblur_fit": 0.0023571})
+    a = _args(tmp_path)
+    lp.gather(a, store, work, PROV)
+    back = pd.read_csv(a.out, comment="#").set_index("seed")["reblur_fit"]
+    assert back[1] == pytest.approx(0.0023934, rel=1e-6) and back[2] == pytest.approx(0.0023571, rel=1e-6)
+    md = a.out.with_suffix(".md").read_text()
+    assert "Restarts safeguard" in md and "tied" not in md
+    # the same runs read back from a table that rounded fits to 4 decimals: the report says the fit could not choose
+    work2 = tmp_path / "work2"
+    store2 = lp.row_store(work2)
+    store2.add(base | {"seed": 1, "psnr": 28.0, "reblur_fit": 0.0024})
+    store2.add(base | {"seed": 2, "psnr": 23.0, "reblur_fit": 0.0024})
+    lp.gather(_args(tmp_path, out=tmp_path / "lp2.csv"), store2, work2, PROV)
+    md2 = (tmp_path / "lp2.md").read_text()
+    assert "tied" in md2 and item.name in md2 and "broken the other way, the safeguard's mean is 23.000 dB" in md2
+    assert lp.safeguard_ties(pd.DataFrame({"image": ["a", "a"], "reblur_fit": [0.00235712, 0.00235712]})) == []  # not rounded
