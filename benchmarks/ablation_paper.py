@@ -9,6 +9,9 @@ columns).  The recipe methods run with ``benchmarks/levin_paper.py`` — resumab
 kept, scored at ±10 px with ±5 beside — in a work folder per recipe (``full`` shares
 levin_paper's own folder, so its rows are the ones of ``levin_paper.md``); the peers run
 here, their outputs kept and their rows stored one file each (a stopped run resumes).
+Each method's finished rows are also kept in a committed table (``full``: ``levin_paper.csv``;
+the others: ``ablation_paper/<method>.csv``), from which a fresh work folder — another
+machine, another session — takes them back, so finished runs are never repeated.
 
     python benchmarks/ablation_paper.py --width 32                     # the 8-image subset, seed 2024
     python benchmarks/ablation_paper.py --width 32 --seeds 2024,1,2 --methods full,no_cross
@@ -48,15 +51,35 @@ def _work(a, method: str) -> Path:
     return a.full_work if method == "full" else a.work / method
 
 
+def _table(a, method: str) -> Path:
+    """The committed table of one method's finished rows: ``full``'s is levin_paper's own (``--full-out``), the others
+    ``<--out without .csv>/<method>.csv``.  A work folder does not survive a change of machine; these tables do, and a
+    fresh work folder takes its finished rows back from them."""
+    return a.full_out if method == "full" else a.out.with_suffix("") / f"{method}.csv"
+
+
+def _take_table(store, table: Path, work: Path | None = None) -> int:
+    """Take the finished rows of a committed table that the work folder lacks; a recipe's (``work`` given) as
+    levin_paper.py takes them, with their curves and only when its method revision wrote the table."""
+    from types import SimpleNamespace
+
+    if work is not None:
+        return lp.seed_from_tables(SimpleNamespace(out=table, curve=table.with_name(table.stem + "_curve.csv")), store, work)
+    return store.seed(pd.read_csv(table, comment="#")) if table.exists() else 0
+
+
 def run_recipe(method: str, a) -> int:
-    """The recipe method's runs through levin_paper.py (its work folder, its own tables there)."""
-    w = _work(a, method)
+    """The recipe method's runs through levin_paper.py (its work folder; its tables: :func:`_table`)."""
+    w, out = _work(a, method), _table(a, method)
+    out.parent.mkdir(parents=True, exist_ok=True)
     argv = ["--recipe", RECIPES[method], "--width", str(a.width), "--images", a.images, "--seeds", a.seeds, "--device", a.device,
-            "--work", str(w), "--out", str(w / f"{method}.csv"), "--curve", str(w / f"{method}_curve.csv")]
+            "--work", str(w), "--out", str(out), "--curve", str(out.with_name(out.stem + "_curve.csv"))]
     if a.steps:
         argv += ["--steps", str(a.steps)]
     if a.data:
         argv += ["--data", str(a.data)]
+    if a.deadline:
+        argv += ["--deadline", str(a.deadline)] + (["--batch-seconds", str(a.batch_seconds)] if a.batch_seconds else [])
     return lp.main(argv)
 
 
@@ -73,11 +96,16 @@ def run_peer(method: str, items: list, seeds: list[int], a, prov: dict) -> None:
 
     store = _peer_store(a, method)
     work = _work(a, method)
+    table = _table(a, method)
+    _take_table(store, table)
     for item in items:
         for seed in (seeds if method == "selfdeblur" else [0]):
             key = (item.name, seed, a.steps)
             if key in store:
                 continue
+            if a.deadline and time.time() > a.deadline:
+                print(f"{method}: deadline reached, {item.name} seed {seed} left for the next run", flush=True)
+                return
             st = BenchSettings(recipe="paper", steps=a.steps, seed=seed, kernel_margin=0, device=a.device)
             t = time.perf_counter()
             x, k, info = run_method(method, item, st)
@@ -88,6 +116,8 @@ def run_peer(method: str, items: list, seeds: list[int], a, prov: dict) -> None:
             row = {"method": method, "image": item.name, "seed": seed, "steps": a.steps, **lp.score_outputs(item, xs, ks, None),
                    "seconds": sec, "iterations": info.get("steps", math.nan), "git_revision": prov["git_revision"], "date": prov["date"]}
             store.add(row)
+            table.parent.mkdir(parents=True, exist_ok=True)
+            write_table(store.frame(), table, prov)
             print(f"{method} {tag}: PSNR {row['psnr']:.2f} dB (±5 {row['psnr_shift5']:.2f}), kernel NCC {row['kernel_ncc']:.3f}, {sec:.0f} s", flush=True)
 
 
@@ -97,14 +127,21 @@ def gather(a, methods: list[str]) -> pd.DataFrame:
     for m in methods:
         if m in RECIPES:
             store = lp.row_store(_work(a, m), RECIPES[m], 0)
+            _take_table(store, _table(a, m), _work(a, m))
             d = pd.DataFrame(store.rows())
             if d.empty:
                 continue
+            if "steps" not in d:
+                d["steps"] = None
             d = d[(d.width == a.width) & (d["steps"].isna() if not a.steps else d["steps"] == a.steps)]
             frames.append(d.assign(method=m))
         elif m in PEERS:
-            d = pd.DataFrame(_peer_store(a, m).rows())
+            store = _peer_store(a, m)
+            _take_table(store, _table(a, m))
+            d = pd.DataFrame(store.rows())
             if not d.empty:
+                if "steps" not in d:
+                    d["steps"] = None
                 d = d[d["steps"].isna()] if not a.steps else d[d["steps"] == a.steps]
                 frames.append(d.assign(width=math.nan))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
@@ -155,9 +192,15 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--work", type=Path, default=runs / "ablation_paper", help="work folders of the ablations and peers")
     ap.add_argument("--full-work", type=Path, default=runs / "levin_paper", help="the published method's levin_paper.py work folder")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablation_paper.csv")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablation_paper.csv",
+                    help="the joined table (+ .md); each method's own rows go to <out without .csv>/<method>.csv")
+    ap.add_argument("--full-out", type=Path, default=None, help="full's table (default: levin_paper.csv beside --out)")
+    ap.add_argument("--deadline", type=float, default=None, help="seconds since the epoch: as levin_paper.py's; a peer run "
+                    "starts only before it")
+    ap.add_argument("--batch-seconds", type=float, default=None, help="with --deadline: as levin_paper.py's")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args(argv)
+    a.full_out = a.full_out or a.out.parent / "levin_paper.csv"
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
     if bad:

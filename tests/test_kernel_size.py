@@ -88,3 +88,21 @@ def test_the_cli_prints_and_records_the_edge_note(tmp_path, monkeypatch, capsys)
     rec = json.loads((tmp_path / "o" / "y.json").read_text())
     assert any(n.startswith("the kernel has") and "try --kernel-size 19" in n for n in rec["notes"])
     assert "note: y.png: the kernel has" in err and rec["photo"]["kernel_edge_mass"] >= 0
+
+
+def test_the_lag2_autocorrelation_reading_does_not_shrink_with_noise():
+    """White noise adds to the gradients' autocorrelation at lags 0 and 1 only: measured against the zero-lag peak
+    (``mass_acorr``'s reading) a noisy image reads a smaller blur, measured against ring 2 (``mass_acorr2``) it does not."""
+    from scipy.signal import fftconvolve
+    from skimage import data
+
+    from cbid_meta.optim.photo import acorr_kernel_size
+
+    x = data.camera()[::2, ::2].astype(float) / 255
+    k = np.zeros((21, 21))
+    k[10, :] = 1 / 21  # a 21-px horizontal line
+    y = fftconvolve(x, k, mode="valid")
+    noisy = y + 0.04 * np.random.default_rng(0).standard_normal(y.shape)
+    clean2, noisy2 = acorr_kernel_size(y, rel=0.2, lag=2), acorr_kernel_size(noisy, rel=0.2, lag=2)
+    assert noisy2 >= 21 and abs(noisy2 - clean2) <= 2, (clean2, noisy2)
+    assert acorr_kernel_size(noisy) < 21 <= acorr_kernel_size(y)  # the zero-lag reading falls below the kernel

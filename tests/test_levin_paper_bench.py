@@ -193,23 +193,47 @@ def test_runs_from_a_meta_learned_initialiser_keep_a_folder_of_their_own(fake_le
     assert "width=4" in capsys.readouterr().err
 
 
-def test_ablation_table_joins_recipes_peers_and_bounds(fake_levin, tmp_path):
+def test_ablation_table_joins_recipes_peers_and_bounds(fake_levin, tmp_path, monkeypatch):
     """benchmarks/ablation_paper.py: the recipe methods through levin_paper.py, L0 MAP here, bounds from the
     published rows; a second call resumes (nothing re-run) and the table keeps one row per method and image."""
     spec = importlib.util.spec_from_file_location("ablation_paper", ROOT / "benchmarks" / "ablation_paper.py")
     ab = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ab)
     args = ["--methods", "full,no_cross,l0_map,blurry,true_kernel", "--width", "4", "--images", "im1_kernel4", "--steps", "4",
-            "--data", str(fake_levin), "--work", str(tmp_path / "ab"), "--full-work", str(tmp_path / "full"), "--out", str(tmp_path / "ab.csv")]
+            "--data", str(fake_levin), "--work", str(tmp_path / "ab"), "--full-work", str(tmp_path / "full"), "--out", str(tmp_path / "res" / "ab.csv")]
     assert ab.main(args) == 0
-    t = pd.read_csv(tmp_path / "ab.csv", comment="#")
+    t = pd.read_csv(tmp_path / "res" / "ab.csv", comment="#")
     assert sorted(t.method) == ["blurry", "full", "l0_map", "no_cross", "true_kernel"]
     assert t.set_index("method").loc["true_kernel", "psnr"] > t.set_index("method").loc["blurry", "psnr"]
     files = sorted(p.stat().st_mtime_ns for p in (tmp_path / "ab" / "l0_map" / "rows").glob("im1*.json"))
     assert ab.main(args) == 0  # resumed: no run repeated
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "ab" / "l0_map" / "rows").glob("im1*.json")) == files
-    md = (tmp_path / "ab.md").read_text()
+    md = (tmp_path / "res" / "ab.md").read_text()
     assert "One seed: no noise floor" in md and "full_minus" in md
+    # each method's rows sit in a table beside --out (full's: levin_paper.csv); another machine, with no work folder,
+    # takes them back from there and runs nothing again
+    assert {"ab.csv", "levin_paper.csv"} <= {p.name for p in (tmp_path / "res").glob("*.csv")}
+    assert {"l0_map.csv", "no_cross.csv"} <= {p.name for p in (tmp_path / "res" / "ab").glob("*.csv")}
+    import shutil
+
+    from cbid_meta.evaluation import bench
+
+    shutil.rmtree(tmp_path / "ab"), shutil.rmtree(tmp_path / "full")
+
+    def no_runs(runs, *_a, **_k):
+        assert not list(runs), "a finished run was run again"
+        return iter(())
+
+    def refuse(*_a, **_k):
+        raise AssertionError("a finished run was run again")
+
+    monkeypatch.setattr(lp, "run_runs", no_runs)
+    monkeypatch.setattr(bench, "run_method", refuse)
+    assert ab.main(args) == 0
+    again = pd.read_csv(tmp_path / "res" / "ab.csv", comment="#")
+    key = ["method", "image", "psnr", "psnr_shift5"]
+    pd.testing.assert_frame_equal(again[key].sort_values("method").reset_index(drop=True), t[key].sort_values("method").reset_index(drop=True),
+                                  rtol=1e-4)
 
 
 def test_curves_of_a_steps_run_and_a_recipe_run_stay_apart(fake_levin, tmp_path):
