@@ -684,29 +684,9 @@ def summary_lines(d: pd.DataFrame) -> str:
             text += f"; ∆ image: {below_d} of {len(per_image)} images"
         out += ["", text + "."]
     multi = d.groupby("image").filter(lambda g: len(g) > 1)
-    if "reblur_fit" in d and not multi.empty and multi["reblur_fit"].notna().all():
-        chosen = multi.loc[multi.groupby("image")["reblur_fit"].idxmin()]
-        best = multi.groupby("image")["psnr"].max()
-        worst = multi.groupby("image")["psnr"].min()
-        seedmean = multi.groupby("image")["psnr"].mean()
-        n = multi.groupby("image").size()
-        out += ["", f"Restarts safeguard on the {len(chosen)} image(s) with several seeds ({int(n.min())}–{int(n.max())} each): keeping per image "
-                    f"the run with the lowest `reblur_fit` (its output re-blurred by its kernel against y; no ground truth) gives a mean "
-                    f"PSNR of x of {chosen['psnr'].mean():.3f} dB (∆ {chosen['psnr_nonblind'].mean():.3f}), against {seedmean.mean():.3f} "
-                    f"for the seed mean, {worst.mean():.3f} for the worst seed and {best.mean():.3f} for the best (an oracle); "
-                    f"it picks the best seed on {int((chosen.set_index('image')['psnr'] == best).sum())} of {len(chosen)} images "
-                    f"and costs one run per seed; the kept runs' smallest margin above the blurry input is "
-                    f"{(chosen['psnr'] - chosen['psnr_blurry']).min():.2f} dB "
-                    f"({chosen.loc[(chosen['psnr'] - chosen['psnr_blurry']).idxmin(), 'image']})."]
-        ties = safeguard_ties(multi)
-        if ties:
-            low = multi.groupby("image")["reblur_fit"].transform("min")
-            tied_worst = multi[(multi["reblur_fit"] == low) & multi["image"].isin(ties)].groupby("image")["psnr"].min()
-            pessimistic = chosen.set_index("image")["psnr"].copy()
-            pessimistic.loc[tied_worst.index] = tied_worst
-            out[-1] += (" The lowest fits of " + ", ".join(ties) + " are tied at the precision their rows were kept with (rows read "
-                        "back from a table that rounded `reblur_fit` to 4 decimals): there the kept run is the first by seed, not a "
-                        f"choice the fit made; broken the other way, the safeguard's mean is {pessimistic.mean():.3f} dB.")
+    for col, what in SAFEGUARD_FITS.items():
+        if col in d and not multi.empty and multi[col].notna().all():
+            out += ["", safeguard_line(multi, col, what)]
     if "roll_changes_per_1000" in d and d["roll_changes_per_1000"].notna().any():
         r = d["roll_changes_per_1000"].dropna()
         out += ["", f"Centring chatter: {r.mean():.2f} roll changes per 1000 iterations on average ({r.min():.1f}–{r.max():.1f} over {len(r)} runs)."]
@@ -717,12 +697,45 @@ def summary_lines(d: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def safeguard_ties(multi: pd.DataFrame, rounding: float = 1e-4) -> list[str]:
-    """Images whose two lowest ``reblur_fit`` values are equal and look rounded to ``rounding``
+#: the no-ground-truth criteria a restarts safeguard can keep a run by, as the report names them; ``reblur_fit`` is the
+#: one :meth:`cbid_meta.optim.published.PublishedRun` uses, ``final_fit`` is reported beside it
+SAFEGUARD_FITS = {"reblur_fit": "its output re-blurred by its kernel against y",
+                  "final_fit": "the optimisation's own fit loss, mean of its last 50 iterations"}
+
+
+def safeguard_line(multi: pd.DataFrame, col: str = "reblur_fit", what: str = SAFEGUARD_FITS["reblur_fit"]) -> str:
+    """The restarts safeguard by ``col`` over the images with several seeds: per image the run with the lowest ``col``."""
+    chosen = multi.loc[multi.groupby("image")[col].idxmin()]
+    best = multi.groupby("image")["psnr"].max()
+    worst = multi.groupby("image")["psnr"].min()
+    seedmean = multi.groupby("image")["psnr"].mean()
+    n = multi.groupby("image").size()
+    margin = chosen["psnr"] - chosen["psnr_blurry"]
+    text = (f"Restarts safeguard by `{col}` on the {len(chosen)} image(s) with several seeds ({int(n.min())}–{int(n.max())} each): "
+            f"keeping per image the run with the lowest `{col}` ({what}; no ground truth) gives a mean "
+            f"PSNR of x of {chosen['psnr'].mean():.3f} dB (∆ {chosen['psnr_nonblind'].mean():.3f}), against {seedmean.mean():.3f} "
+            f"for the seed mean, {worst.mean():.3f} for the worst seed and {best.mean():.3f} for the best (an oracle); "
+            f"it picks the best seed on {int((chosen.set_index('image')['psnr'] == best).sum())} of {len(chosen)} images "
+            f"and costs one run per seed; the kept runs' smallest margin above the blurry input is "
+            f"{margin.min():.2f} dB ({chosen.loc[margin.idxmin(), 'image']}).")
+    ties = safeguard_ties(multi, col=col)
+    if ties:
+        low = multi.groupby("image")[col].transform("min")
+        tied_worst = multi[(multi[col] == low) & multi["image"].isin(ties)].groupby("image")["psnr"].min()
+        pessimistic = chosen.set_index("image")["psnr"].copy()
+        pessimistic.loc[tied_worst.index] = tied_worst
+        text += (" The lowest fits of " + ", ".join(ties) + f" are tied at the precision their rows were kept with (rows read "
+                 f"back from a table that rounded `{col}` to 4 decimals): there the kept run is the first by seed, not a "
+                 f"choice the fit made; broken the other way, the safeguard's mean is {pessimistic.mean():.3f} dB.")
+    return text
+
+
+def safeguard_ties(multi: pd.DataFrame, rounding: float = 1e-4, col: str = "reblur_fit") -> list[str]:
+    """Images whose two lowest ``col`` values are equal and look rounded to ``rounding``
     (rows imported from a table written before fits kept six digits): the safeguard cannot tell them apart."""
     ties = []
     for name, g in multi.groupby("image"):
-        f = np.sort(g["reblur_fit"].to_numpy(dtype=float))
+        f = np.sort(g[col].to_numpy(dtype=float))
         if len(f) > 1 and f[0] == f[1] and abs(f[0] / rounding - round(f[0] / rounding)) < 1e-6:
             ties.append(str(name))
     return ties
