@@ -721,12 +721,12 @@ def safeguard_line(multi: pd.DataFrame, col: str = "reblur_fit", what: str = SAF
     ties = safeguard_ties(multi, col=col)
     if ties:
         low = multi.groupby("image")[col].transform("min")
-        tied_worst = multi[(multi[col] == low) & multi["image"].isin(ties)].groupby("image")["psnr"].min()
-        pessimistic = chosen.set_index("image")["psnr"].copy()
-        pessimistic.loc[tied_worst.index] = tied_worst
+        tied = multi[(multi[col] == low) & multi["image"].isin(ties)].groupby("image")["psnr"]
+        lo, hi = chosen.set_index("image")["psnr"].copy(), chosen.set_index("image")["psnr"].copy()
+        lo.loc[tied.min().index], hi.loc[tied.max().index] = tied.min(), tied.max()
         text += (" The lowest fits of " + ", ".join(ties) + f" are tied at the precision their rows were kept with (rows read "
                  f"back from a table that rounded `{col}` to 4 decimals): there the kept run is the first by seed, not a "
-                 f"choice the fit made; broken the other way, the safeguard's mean is {pessimistic.mean():.3f} dB.")
+                 f"choice the fit made; with the ties broken either way, the safeguard's mean is {lo.mean():.3f}–{hi.mean():.3f} dB.")
     return text
 
 

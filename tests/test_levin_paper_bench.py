@@ -280,5 +280,5 @@ def test_fits_keep_six_digits_and_a_rounded_tie_is_reported_not_hidden(fake_levi
     store2.add(base | {"seed": 2, "psnr": 23.0, "reblur_fit": 0.0024})
     lp.gather(_args(tmp_path, out=tmp_path / "lp2.csv"), store2, work2, PROV)
     md2 = (tmp_path / "lp2.md").read_text()
-    assert "tied" in md2 and item.name in md2 and "broken the other way, the safeguard's mean is 23.000 dB" in md2
+    assert "tied" in md2 and item.name in md2 and "broken either way, the safeguard's mean is 23.000–28.000 dB" in md2
     assert lp.safeguard_ties(pd.DataFrame({"image": ["a", "a"], "reblur_fit": [0.00235712, 0.00235712]})) == []  # not rounded
