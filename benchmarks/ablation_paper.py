@@ -233,7 +233,8 @@ def main(argv=None) -> int:
     s, floor = summary(t, methods)
     write_table(t, a.out, prov)
     lines = ["# The published method, its ablations and peers on Levin", "", *[f"- {k}: {v}" for k, v in prov.items()],
-             f"- width {a.width}, {'the published 5000 iterations' if not a.steps else f'{a.steps} iterations'}, seeds {a.seeds}", "",
+             f"- width {a.width}, {'the published 5000 iterations' if not a.steps else f'{a.steps} iterations'}; seeds run by this "
+             f"command: {a.seeds}; a method's mean takes every seed it has finished (column `seeds`)", "",
              "Means over the images every method listed has finished (seed means first); PSNR at ±10 px as the paper scores. "
              + (f"Noise floor (mean seed std of full): {floor:.2f} dB; differences within it are ties." if not math.isnan(floor)
                 else "One seed: no noise floor; differences are reported as they are, not as effects."), "",
