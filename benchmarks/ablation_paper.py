@@ -131,8 +131,7 @@ def gather(a, methods: list[str]) -> pd.DataFrame:
             d = pd.DataFrame(store.rows())
             if d.empty:
                 continue
-            if "steps" not in d:
-                d["steps"] = None
+            d["steps"] = d.get("steps")  # absent when no row has --steps
             d = d[(d.width == a.width) & (d["steps"].isna() if not a.steps else d["steps"] == a.steps)]
             frames.append(d.assign(method=m))
         elif m in PEERS:
@@ -140,8 +139,7 @@ def gather(a, methods: list[str]) -> pd.DataFrame:
             _take_table(store, _table(a, m))
             d = pd.DataFrame(store.rows())
             if not d.empty:
-                if "steps" not in d:
-                    d["steps"] = None
+                d["steps"] = d.get("steps")
                 d = d[d["steps"].isna()] if not a.steps else d[d["steps"] == a.steps]
                 frames.append(d.assign(width=math.nan))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

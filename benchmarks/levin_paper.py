@@ -670,6 +670,16 @@ def summary_lines(d: pd.DataFrame) -> str:
            f"median seconds per run {d['seconds'].median():.0f}):" if "seconds" in d else
            f"Mean over the {len(per_image)} images of each image's mean over its seeds (kernel NCC {g('kernel_ncc'):.3f}):", "",
            _fmt_table(pd.DataFrame(rows))]
+    for seed, ds in d.groupby("seed"):  # a seed that ran every image of the section: its own means, one run per image
+        if ds["image"].nunique() == len(per_image) and len(per_image) > 1:
+            below_s = int((ds["psnr"] < ds["psnr_blurry"] + 3.0).sum()) if "psnr_blurry" in ds else 0
+            out += ["", f"Seed {int(seed)} alone on all {len(per_image)} images: x {ds['psnr'].mean():.2f} dB (±5 {ds['psnr_shift5'].mean():.2f})"
+                        + (f", ∆ {ds['psnr_nonblind'].mean():.2f} dB" if "psnr_nonblind" in ds else "")
+                        + f", kernel NCC {ds['kernel_ncc'].mean():.3f}"
+                        + (f", median {ds['seconds'].median():.0f} s per image" if "seconds" in ds else "")
+                        + (f"; blurry {ds['psnr_blurry'].mean():.2f} dB, true kernel {ds['psnr_true_kernel'].mean():.2f} dB"
+                           if "psnr_true_kernel" in ds else "")
+                        + f"; {below_s} below blurry + 3 dB, {int((ds['psnr'] < ds['psnr_blurry']).sum())} below blurry."]
     spread = d.groupby("image")["psnr"].agg(runs="count", mean="mean", min="min", max="max", std="std").reset_index()
     if "psnr_nonblind" in d:
         spread["mean ∆"] = d.groupby("image")["psnr_nonblind"].mean().to_numpy()
@@ -703,7 +713,7 @@ SAFEGUARD_FITS = {"reblur_fit": "its output re-blurred by its kernel against y",
                   "final_fit": "the optimisation's own fit loss, mean of its last 50 iterations"}
 
 
-def safeguard_line(multi: pd.DataFrame, col: str = "reblur_fit", what: str = SAFEGUARD_FITS["reblur_fit"]) -> str:
+def safeguard_line(multi: pd.DataFrame, col: str, what: str) -> str:
     """The restarts safeguard by ``col`` over the images with several seeds: per image the run with the lowest ``col``."""
     chosen = multi.loc[multi.groupby("image")[col].idxmin()]
     best = multi.groupby("image")["psnr"].max()

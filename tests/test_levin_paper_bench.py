@@ -218,7 +218,8 @@ def test_ablation_table_joins_recipes_peers_and_bounds(fake_levin, tmp_path, mon
 
     from cbid_meta.evaluation import bench
 
-    shutil.rmtree(tmp_path / "ab"), shutil.rmtree(tmp_path / "full")
+    shutil.rmtree(tmp_path / "ab")
+    shutil.rmtree(tmp_path / "full")
 
     def no_runs(runs, *_a, **_k):
         assert not list(runs), "a finished run was run again"
