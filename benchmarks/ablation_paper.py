@@ -16,12 +16,14 @@ machine, another session — takes them back, so finished runs are never repeate
     python benchmarks/ablation_paper.py --width 32                     # the 8-image subset, seed 2024
     python benchmarks/ablation_paper.py --width 32 --seeds 2024,1,2 --methods full,no_cross
     python benchmarks/ablation_paper.py --report-only                   # the tables from the finished rows
+    python benchmarks/ablation_paper.py --rescore                       # re-score the kept outputs, rewrite the tables
 
-``ablation_paper.csv`` has one row per method, image and seed; ``ablation_paper.md``
-the means over the images every listed method has finished, ``full`` minus each method,
-and whether that difference exceeds the noise floor (the mean over images of ``full``'s
-standard deviation across seeds; with one seed there is none and every difference is
-reported as it is).
+``ablation_paper.csv`` has one row per method, image (of ``--images``) and seed; ``ablation_paper.md``
+each method's mean over the images it has finished, ``full``'s mean on those same images and
+the difference, and whether that difference exceeds the noise floor (the mean over ``full``'s
+images with several seeds of its standard deviation across seeds; with one seed there is
+none and every difference is reported as it is), so a method still running is compared on
+what it has finished without shrinking the others' comparison.
 """
 from __future__ import annotations
 
@@ -43,6 +45,12 @@ RECIPES = {"full": "paper", "no_cross": "paper_no_cross", "single_scale": "paper
 PEERS = ("selfdeblur", "l0_map")
 BOUNDS = ("blurry", "true_kernel")
 METHODS = (*RECIPES, *PEERS, *BOUNDS)
+#: The paper's own numbers beside ours (``../shared/paper/method_details.md``): its Table 5, mean PSNR of the ablations
+#: on Lai et al. (another data set: read the direction, not the level), and its Table 11 on all 32 Levin images (width
+#: 128, 5000 iterations, ±10 px); Table 11 does not list L0 MAP.
+PAPER_T5_LAI = {"full": 25.16, "no_cross": 24.44, "single_scale": 24.14, "no_progressive": 22.14, "cnn_image": 23.01,
+                "mlp_kernel": 19.17, "direct_down": 20.89}
+PAPER_T11_LEVIN = {"full": 33.74, "selfdeblur": 33.07, "true_kernel": 34.53}
 COLUMNS = ("method", "image", "width", "seed", "psnr", "psnr_shift5", "ssim", "error_ratio", "kernel_ncc", "psnr_nonblind",
            "seconds", "iterations")
 
@@ -68,6 +76,26 @@ def _take_table(store, table: Path, work: Path | None = None) -> int:
     return store.seed(pd.read_csv(table, comment="#")) if table.exists() else 0
 
 
+def rescore_peer(method: str, items: list, a, prov: dict) -> int:
+    """Re-score every finished row of a peer whose outputs are in its work folder (no optimisation); returns how many."""
+    store = _peer_store(a, method)
+    _take_table(store, _table(a, method))
+    by_name = {d.name: d for d in items}
+    n = 0
+    for row in store.rows():
+        tag = f"{row['image']}__s{int(row['seed'])}" + (f"__{int(row['steps'])}it" if not lp._missing(row.get("steps")) else "")
+        saved = lp.load_outputs(_work(a, method), tag)
+        if saved is None or row["image"] not in by_name:
+            continue
+        x, _, k = saved
+        row.update(lp.score_outputs(by_name[row["image"]], x, k, None), scored_revision=prov["git_revision"])
+        store.add(row)
+        n += 1
+    if n:
+        write_table(store.frame(), _table(a, method), prov)
+    return n
+
+
 def run_recipe(method: str, a) -> int:
     """The recipe method's runs through levin_paper.py (its work folder; its tables: :func:`_table`)."""
     w, out = _work(a, method), _table(a, method)
@@ -80,6 +108,8 @@ def run_recipe(method: str, a) -> int:
         argv += ["--data", str(a.data)]
     if a.deadline:
         argv += ["--deadline", str(a.deadline)] + (["--batch-seconds", str(a.batch_seconds)] if a.batch_seconds else [])
+    if getattr(a, "rescore", False):
+        argv += ["--rescore"]
     return lp.main(argv)
 
 
@@ -155,25 +185,47 @@ def gather(a, methods: list[str]) -> pd.DataFrame:
 
 
 def summary(t: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, float]:
-    """Means per method over the images every method has; ``full`` minus each; the noise floor."""
+    """Per method its mean over the images it has finished (seed means first), and against ``full`` on the images both
+    have finished: ``full``'s mean there, ``full`` minus the method, the images on which ``full`` is above, the paired
+    same-seed difference; the noise floor (mean over ``full``'s images with several seeds of their seed std)."""
     present = [m for m in methods if m in set(t.method)]
-    common = set.intersection(*(set(t[t.method == m].image) for m in present)) if present else set()
-    d = t[t.image.isin(common)]
-    per = d.groupby(["method", "image"]).psnr.mean().unstack("image")
-    full = d[d.method == "full"]
-    floor = float(full.groupby("image").psnr.std().mean()) if "full" in present and full.groupby("image").seed.nunique().min() > 1 else math.nan
+    per = t.groupby(["method", "image"]).psnr.mean().unstack("image")
+    full = t[t.method == "full"]
+    std = full.groupby("image").psnr.std().dropna()
+    floor = float(std.mean()) if len(std) else math.nan
+    full_imgs = set(full.image)
     rows = []
     for m in present:
-        dm = d[d.method == m]
-        mean = float(per.loc[m].mean())
-        diff = float(per.loc["full"].mean() - mean) if "full" in present and m != "full" else math.nan
+        dm = t[t.method == m]
+        imgs = sorted(set(dm.image))
+        mean = float(per.loc[m, imgs].mean())
+        both = sorted(set(imgs) & full_imgs)
+        diff, there, above, same = math.nan, math.nan, "", math.nan
+        if "full" in present and m != "full" and both:
+            there = float(per.loc["full", both].mean())
+            diff = there - float(per.loc[m, both].mean())
+            above = f"{int((per.loc['full', both] > per.loc[m, both]).sum())}/{len(both)}"
+            same = _same_seed_diff(full, dm)
         verdict = "" if math.isnan(diff) else ("full above" if diff > (floor if not math.isnan(floor) else 0) else
                                                "tie" if not math.isnan(floor) and abs(diff) <= floor else "full below")
-        rows.append({"method": m, "images": int(dm.image.nunique()), "seeds": int(dm.seed.nunique()) if "seed" in dm and dm.seed.notna().any() else 0,
+        rows.append({"method": m, "images": len(imgs), "seeds": int(dm.seed.nunique()) if "seed" in dm and dm.seed.notna().any() else 0,
                      "psnr": mean, "psnr_shift5": float(dm.groupby("image").psnr_shift5.mean().mean()),
                      "kernel_ncc": float(dm.groupby("image").kernel_ncc.mean().mean()) if "kernel_ncc" in dm else math.nan,
-                     "full_minus": diff, "verdict": verdict, "median_s": float(dm.seconds.median()) if "seconds" in dm else math.nan})
+                     "full_same_images": there, "full_minus": diff, "verdict": verdict, "full_above_on": above, "same_seed_minus": same,
+                     "median_s": float(dm.seconds.median()) if "seconds" in dm else math.nan,
+                     "paper_t5_lai": PAPER_T5_LAI.get(m, math.nan),
+                     "paper_t5_full_minus": PAPER_T5_LAI["full"] - PAPER_T5_LAI[m] if m in PAPER_T5_LAI and m != "full" else math.nan,
+                     "paper_t11_levin": PAPER_T11_LEVIN.get(m, math.nan)})
     return pd.DataFrame(rows), floor
+
+
+def _same_seed_diff(full: pd.DataFrame, dm: pd.DataFrame) -> float:
+    """Mean over the (image, seed) runs both have of ``full``'s PSNR minus the method's: the paired reading, free of the
+    seed-to-seed spread between images (NaN when no seed is shared; the peers and bounds have their own seeds or none)."""
+    if "seed" not in dm or dm.seed.isna().all():
+        return math.nan
+    j = full.merge(dm, on=["image", "seed"], suffixes=("_f", "_m"))
+    return float((j.psnr_f - j.psnr_m).mean()) if len(j) else math.nan
 
 
 def main(argv=None) -> int:
@@ -197,6 +249,8 @@ def main(argv=None) -> int:
                     "starts only before it")
     ap.add_argument("--batch-seconds", type=float, default=None, help="with --deadline: as levin_paper.py's")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--rescore", action="store_true", help="re-score every finished run whose outputs are in its work folder "
+                    "(no optimisation; rows without outputs kept), then rewrite the tables")
     a = ap.parse_args(argv)
     a.full_out = a.full_out or a.out.parent / "levin_paper.csv"
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
@@ -219,12 +273,16 @@ def main(argv=None) -> int:
                 if m in RECIPES:
                     if run_recipe(m, a):
                         return 2
+                elif m in PEERS and a.rescore:
+                    print(f"{m}: {rescore_peer(m, chosen, a, prov)} row(s) re-scored from their outputs", flush=True)
                 elif m in PEERS:
                     run_peer(m, chosen, seeds, a, prov)
             except InputError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
     t = gather(a, methods)
+    if a.images != "all" and not t.empty:  # the summary and the joined table are over the images asked for
+        t = t[t.image.isin(list(lp.SUBSET) if a.images == "subset" else a.images.split(","))].reset_index(drop=True)
     if t.empty:
         print("error: no finished rows for these methods", file=sys.stderr)
         return 2
@@ -233,9 +291,14 @@ def main(argv=None) -> int:
     lines = ["# The published method, its ablations and peers on Levin", "", *[f"- {k}: {v}" for k, v in prov.items()],
              f"- width {a.width}, {'the published 5000 iterations' if not a.steps else f'{a.steps} iterations'}; seeds run by this "
              f"command: {a.seeds}; a method's mean takes every seed it has finished (column `seeds`)", "",
-             "Means over the images every method listed has finished (seed means first); PSNR at ±10 px as the paper scores. "
+             "Each method's mean over the images it has finished (seed means first), and against full on the images both have "
+             "finished (`full_same_images`, `full_minus`); PSNR at ±10 px as the paper scores. "
              + (f"Noise floor (mean seed std of full): {floor:.2f} dB; differences within it are ties." if not math.isnan(floor)
-                else "One seed: no noise floor; differences are reported as they are, not as effects."), "",
+                else "One seed: no noise floor; differences are reported as they are, not as effects.")
+             + " `full_above_on`: the images on which full's seed mean is above the method's; `same_seed_minus`: full minus the "
+               "method over the runs of the same image and seed (the paired reading). `paper_t5_lai` / `paper_t5_full_minus`: the "
+               "paper's Table 5 (its ablations, mean PSNR on Lai et al., another data set: compare the direction); `paper_t11_levin`: "
+               "its Table 11 (all 32 Levin images at width 128, ±10 px).", "",
              s.to_markdown(index=False, floatfmt=".2f"), "", "## Per run", "", t[[c for c in COLUMNS if c in t]].to_markdown(index=False, floatfmt=".2f"), ""]
     a.out.with_suffix(".md").write_text("\n".join(lines))
     print(s.to_string(index=False))

@@ -64,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import provenance, write_table  # noqa: E402
 
 #: Columns written with six significant digits (the table's other floats keep four decimals).
-FIT_COLUMNS = ("reblur_fit", "final_fit")
+FIT_COLUMNS = ("reblur_fit", "final_fit", "x_delta_gap", "kernel_edge_mass")
 
 #: Method revision recorded in the work folder and the tables; a folder or table of another revision is not mixed in.
 METHOD = "published-v2"
@@ -79,7 +79,7 @@ SCORE_COLUMNS = (
     "psnr", "psnr_shift5", "ssim", "error_ratio", "kernel_ncc",
     "psnr_nonblind", "psnr_nonblind_shift5", "ssim_nonblind", "error_ratio_nonblind",
     "psnr_blurry", "psnr_blurry_shift5", "psnr_true_kernel", "psnr_true_kernel_shift5",
-    "shift_y", "shift_x", "shift5_y", "shift5_x", "reblur_fit",
+    "shift_y", "shift_x", "shift5_y", "shift5_x", "reblur_fit", "x_delta_gap", "kernel_edge_mass",
 )
 #: Leading columns of the CSV table (the others follow in row order).
 TABLE_COLUMNS = (
@@ -214,7 +214,36 @@ def score_outputs(item, x: np.ndarray, kernel: np.ndarray, delta: np.ndarray | N
     from cbid_meta.optim.published import reblur_fit
 
     out["reblur_fit"] = reblur_fit(x, kernel, item.blurry)  # no ground truth: what the restarts safeguard compares
+    out.update(self_checks(x, kernel, delta))
     return {k: out[k] for k in SCORE_COLUMNS}
+
+
+def self_checks(x: np.ndarray, kernel: np.ndarray, delta: np.ndarray | None, border: int = 15) -> dict:
+    """Two more no-ground-truth readings of a finished run, candidates for a restarts safeguard:
+    ``x_delta_gap``, the RMS difference between the INR image and the ∆ image (the blurry input deconvolved
+    with the run's own kernel) inside a ``border``-px margin — two restorations from one kernel that disagree
+    point at a kernel or an image the data do not support; NaN without a ∆ image — and ``kernel_edge_mass``,
+    the share of the kernel's mass within 2 px of its support's edge (:func:`cbid_meta.optim.photo.kernel_edge_mass`)."""
+    from cbid_meta.optim.photo import kernel_edge_mass
+
+    gap = math.nan
+    if delta is not None:
+        a, b = np.asarray(x, dtype=np.float64), np.asarray(delta, dtype=np.float64)
+        if a.shape == b.shape and min(a.shape) > 2 * border:
+            d = (a - b)[border:-border, border:-border]
+            gap = float(np.sqrt(np.mean(d * d)))
+    return {"x_delta_gap": gap, "kernel_edge_mass": kernel_edge_mass(kernel)}
+
+
+def history_info(history: list[dict], cross_weight: float) -> dict:
+    """Two readings of a run's loss record: ``final_fit``, the mean fit of its last 50 records, and ``cross_share``,
+    the mean over the records with a cross term of λ·L_cross / L_fit (how much of the loss the cross-scale term is
+    where it acts; NaN when it never acts, e.g. ``no_cross``)."""
+    fit = [float(h["fit"]) for h in history[-50:]]
+    shares = [cross_weight * float(h["cross"]) / float(h["fit"]) for h in history
+              if float(h.get("cross", 0.0)) > 0 and float(h["fit"]) > 0]
+    return {"final_fit": float(np.mean(fit)) if fit else math.nan,
+            "cross_share": float(np.mean(shares)) if shares and cross_weight > 0 else math.nan}
 
 
 # -- running --------------------------------------------------------------------
@@ -284,7 +313,7 @@ def run_one(run: Run, a, work: Path) -> RunOutput:
     from cbid_meta.optim.published import checkpoint_step, reblur_fit
 
     item, tag = run.item, run.tag
-    _, deb = configure(run, a)
+    cfg, deb = configure(run, a)
     curve_path = work / "curve" / f"{tag}.csv"
     curve_path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = work / "ckpt" / f"{tag}.pt"
@@ -308,8 +337,7 @@ def run_one(run: Run, a, work: Path) -> RunOutput:
             "init": getattr(a, "init_tag", None),
             "kernel_size": res.info["kernel_size"], "s0": res.info["coarsest_scale"], "parameters": res.info["parameters"],
             "threads": res.info["threads"], "device": res.info["device"], "resumed_from": res.info["resumed_from"],
-            "roll_changes_per_1000": res.info.get("roll_changes_per_1000", math.nan),
-            "final_fit": float(np.mean([h["fit"] for h in res.history[-50:]])) if res.history else math.nan}
+            "roll_changes_per_1000": res.info.get("roll_changes_per_1000", math.nan), **history_info(res.history, cfg.loss.cross_weight)}
     return RunOutput(run, res.image, res.restored, res.kernel, info)
 
 
@@ -373,8 +401,7 @@ def run_batch(runs: list[Run], a, work: Path) -> list[RunOutput]:
                 "cpu_share": cm.share if deb.device.type == "cpu" else math.nan, "peak_gpu_mib": gpu_mib, "init": getattr(a, "init_tag", None), "kernel_size": res.info["kernel_size"], "s0": res.info["coarsest_scale"],
                 "parameters": res.info["parameters"], "threads": res.info["threads"], "device": device,
                 "resumed_from": res.info["resumed_from"], "batch": len(runs), "parallel": getattr(a, "parallel", 1),
-                "roll_changes_per_1000": res.info["roll_changes_per_1000"],
-                "final_fit": float(np.mean([h["fit"] for h in res.history[-50:]]))}
+                "roll_changes_per_1000": res.info["roll_changes_per_1000"], **history_info(res.history, cfg.loss.cross_weight)}
         outs.append(RunOutput(r, res.image, delta, res.kernel, info))
     return outs
 
@@ -708,9 +735,11 @@ def summary_lines(d: pd.DataFrame) -> str:
 
 
 #: the no-ground-truth criteria a restarts safeguard can keep a run by, as the report names them; ``reblur_fit`` is the
-#: one :meth:`cbid_meta.optim.published.PublishedRun` uses, ``final_fit`` is reported beside it
+#: one :meth:`cbid_meta.optim.published.PublishedRun` uses, the others (lowest kept) are reported beside it
 SAFEGUARD_FITS = {"reblur_fit": "its output re-blurred by its kernel against y",
-                  "final_fit": "the optimisation's own fit loss, mean of its last 50 iterations"}
+                  "final_fit": "the optimisation's own fit loss, mean of its last 50 iterations",
+                  "x_delta_gap": "the RMS gap between x and the ∆ image of its own kernel",
+                  "kernel_edge_mass": "its kernel's mass within 2 px of the support's edge"}
 
 
 def safeguard_line(multi: pd.DataFrame, col: str, what: str) -> str:

@@ -23,6 +23,13 @@ lp = importlib.util.module_from_spec(_spec)
 sys.modules["levin_paper"] = lp  # dataclasses look their module up
 _spec.loader.exec_module(lp)
 
+def _ablation_module():
+    spec = importlib.util.spec_from_file_location("ablation_paper", ROOT / "benchmarks" / "ablation_paper.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    return ab
+
+
 PROV = {"git_revision": "test", "date": "2000-01-01T00:00:00+00:00"}
 
 
@@ -196,9 +203,7 @@ def test_runs_from_a_meta_learned_initialiser_keep_a_folder_of_their_own(fake_le
 def test_ablation_table_joins_recipes_peers_and_bounds(fake_levin, tmp_path, monkeypatch):
     """benchmarks/ablation_paper.py: the recipe methods through levin_paper.py, L0 MAP here, bounds from the
     published rows; a second call resumes (nothing re-run) and the table keeps one row per method and image."""
-    spec = importlib.util.spec_from_file_location("ablation_paper", ROOT / "benchmarks" / "ablation_paper.py")
-    ab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ab)
+    ab = _ablation_module()
     args = ["--methods", "full,no_cross,l0_map,blurry,true_kernel", "--width", "4", "--images", "im1_kernel4", "--steps", "4",
             "--data", str(fake_levin), "--work", str(tmp_path / "ab"), "--full-work", str(tmp_path / "full"), "--out", str(tmp_path / "res" / "ab.csv")]
     assert ab.main(args) == 0
@@ -283,3 +288,101 @@ def test_fits_keep_six_digits_and_a_rounded_tie_is_reported_not_hidden(fake_levi
     md2 = (tmp_path / "lp2.md").read_text()
     assert "tied" in md2 and item.name in md2 and "broken either way, the safeguard's mean is 23.000–28.000 dB" in md2
     assert lp.safeguard_ties(pd.DataFrame({"image": ["a", "a"], "reblur_fit": [0.00235712, 0.00235712]})) == []  # not rounded
+
+
+def test_self_checks_read_the_run_without_ground_truth():
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 64))
+    kernel = np.zeros((9, 9))
+    kernel[4, 2:7] = 0.2  # a line well inside its support
+    calm = lp.self_checks(x, kernel, x + 0.01)
+    assert calm["x_delta_gap"] == pytest.approx(0.01) and calm["kernel_edge_mass"] == 0.0
+    far = x.copy()
+    far[:15] += 1.0  # a disagreement inside the border is not read ...
+    assert lp.self_checks(x, kernel, far)["x_delta_gap"] == pytest.approx(0.0)
+    far[30:34] += 1.0  # ... one inside the interior is
+    assert lp.self_checks(x, kernel, far)["x_delta_gap"] > 0.2
+    edge = kernel.copy()
+    edge[0, 0] = 0.25  # a fifth of the mass in the corner
+    assert lp.self_checks(x, edge, None)["kernel_edge_mass"] == pytest.approx(0.2)
+    assert math.isnan(lp.self_checks(x, edge, None)["x_delta_gap"])
+
+
+def test_self_checks_are_score_columns_and_can_lead_the_safeguard(fake_levin, tmp_path):
+    (item,) = load_levin(fake_levin)
+    out = _fake_output(item, 1)
+    row = lp.score_outputs(item, out.x, out.kernel, out.delta)
+    assert {"x_delta_gap", "kernel_edge_mass"} <= set(row) and row["x_delta_gap"] > 0
+    work = tmp_path / "work"
+    store = lp.row_store(work)
+    base = {"image": item.name, "width": 8, "steps": 20, "iterations": 20, "psnr_nonblind": 26.0, "ssim": 0.8, "error_ratio": 3.0,
+            "kernel_ncc": 0.7, "psnr_blurry": 22.0, "seconds": 10.0, "reblur_fit": 0.002, "kernel_edge_mass": 0.01}
+    store.add(base | {"seed": 1, "psnr": 28.0, "x_delta_gap": 0.05})
+    store.add(base | {"seed": 2, "psnr": 23.0, "x_delta_gap": 0.02})
+    a = _args(tmp_path)
+    lp.gather(a, store, work, PROV)
+    md = a.out.with_suffix(".md").read_text()
+    line = next(s for s in md.splitlines() if s.startswith("Restarts safeguard by `x_delta_gap`"))
+    assert "mean PSNR of x of 23.000 dB" in line  # the lower gap kept: seed 2
+
+
+def test_ablation_summary_counts_images_and_pairs_seeds():
+    ab = _ablation_module()
+    rows = [("full", "a", 1, 30.0), ("full", "a", 2, 28.0), ("full", "b", 1, 25.0), ("full", "b", 2, 27.0),
+            ("no_cross", "a", 1, 28.0), ("no_cross", "b", 1, 27.0), ("l0_map", "a", 0, 20.0), ("l0_map", "b", 0, 20.0)]
+    t = pd.DataFrame([{"method": m, "image": i, "seed": s, "psnr": p, "psnr_shift5": p, "kernel_ncc": 0.5, "seconds": 1.0}
+                      for m, i, s, p in rows])
+    s, floor = ab.summary(t, ["full", "no_cross", "l0_map"])
+    s = s.set_index("method")
+    assert floor == pytest.approx(2 ** 0.5)  # std of (30, 28) and of (25, 27)
+    assert s.loc["no_cross", "full_above_on"] == "1/2"  # full's seed means 29 and 26 against 28 and 27
+    assert s.loc["no_cross", "same_seed_minus"] == pytest.approx(((30 - 28) + (25 - 27)) / 2)  # seed 1 only
+    assert s.loc["l0_map", "full_above_on"] == "2/2" and math.isnan(s.loc["l0_map", "same_seed_minus"])  # no shared seed
+    assert s.loc["no_cross", "verdict"] == "tie" and s.loc["l0_map", "verdict"] == "full above"
+    assert s.loc["no_cross", "paper_t5_full_minus"] == pytest.approx(25.16 - 24.44) and s.loc["full", "paper_t11_levin"] == 33.74
+    assert math.isnan(s.loc["l0_map", "paper_t5_lai"])
+
+
+def test_ablation_rescore_reads_kept_outputs_and_runs_nothing(fake_levin, tmp_path, monkeypatch):
+    ab = _ablation_module()
+    args = ["--methods", "no_cross,l0_map", "--width", "4", "--images", "im1_kernel4", "--steps", "4",
+            "--data", str(fake_levin), "--work", str(tmp_path / "ab"), "--full-work", str(tmp_path / "full"), "--out", str(tmp_path / "res" / "ab.csv")]
+    assert ab.main(args) == 0
+    first = pd.read_csv(tmp_path / "res" / "ab.csv", comment="#").set_index("method")
+    for m in ("no_cross", "l0_map"):  # spoil the stored scores: only a re-score from the outputs brings them back
+        for f in (tmp_path / "ab" / m / "rows").glob("im1*.json"):
+            row = json.loads(f.read_text())
+            row["psnr"] = -1.0
+            f.write_text(json.dumps(row))
+    from cbid_meta.evaluation import bench
+
+    monkeypatch.setattr(lp, "run_runs", lambda runs, *_a, **_k: (_ for _ in ()).throw(AssertionError("ran")) if list(runs) else iter(()))
+    monkeypatch.setattr(bench, "run_method", lambda *_a, **_k: (_ for _ in ()).throw(AssertionError("ran")))
+    assert ab.main(args) == 0  # a plain call runs nothing and reports the stored (spoiled) rows
+    assert (pd.read_csv(tmp_path / "res" / "ab.csv", comment="#").set_index("method").loc[["no_cross", "l0_map"], "psnr"] == -1.0).all()
+    assert ab.main(args + ["--rescore"]) == 0
+    again = pd.read_csv(tmp_path / "res" / "ab.csv", comment="#").set_index("method")
+    for m in ("no_cross", "l0_map"):
+        assert again.loc[m, "psnr"] == pytest.approx(first.loc[m, "psnr"], abs=1e-4)
+        assert "kernel_edge_mass" in again.columns and not math.isnan(again.loc[m, "kernel_edge_mass"])
+
+
+def test_history_info_reads_the_fit_and_the_cross_terms_share():
+    hist = [{"fit": 0.2, "cross": 0.0}] * 10 + [{"fit": 0.1, "cross": 20.0}] * 10 + [{"fit": 0.05, "cross": 0.0}] * 60
+    info = lp.history_info(hist, 0.001)
+    assert info["final_fit"] == pytest.approx(0.05)  # the last 50 records
+    assert info["cross_share"] == pytest.approx(0.001 * 20.0 / 0.1)  # only where the cross term acts
+    assert math.isnan(lp.history_info(hist[:10], 0.001)["cross_share"]) and math.isnan(lp.history_info([], 0.001)["final_fit"])
+
+
+def test_ablation_summary_compares_a_partial_method_on_its_own_images():
+    ab = _ablation_module()
+    rows = [("full", "a", 1, 30.0), ("full", "b", 1, 20.0), ("no_cross", "a", 1, 29.0), ("no_cross", "b", 1, 21.0),
+            ("no_progressive", "a", 1, 27.0)]
+    t = pd.DataFrame([{"method": m, "image": i, "seed": s, "psnr": p, "psnr_shift5": p, "kernel_ncc": 0.5, "seconds": 1.0}
+                      for m, i, s, p in rows])
+    s = ab.summary(t, ["full", "no_cross", "no_progressive"])[0].set_index("method")
+    assert s.loc["full", "images"] == 2 and s.loc["full", "psnr"] == pytest.approx(25.0)  # not cut to image a
+    assert s.loc["no_cross", "full_minus"] == pytest.approx(0.0) and s.loc["no_cross", "full_above_on"] == "1/2"
+    assert s.loc["no_progressive", "images"] == 1 and s.loc["no_progressive", "full_same_images"] == pytest.approx(30.0)
+    assert s.loc["no_progressive", "full_minus"] == pytest.approx(3.0) and s.loc["no_progressive", "verdict"] == "full above"
