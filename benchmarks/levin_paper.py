@@ -427,12 +427,9 @@ def run_runs(runs: Iterable[Run], a, work: Path) -> Iterator[RunOutput]:
     batch that would end after it is skipped, its duration estimated from the
     previous batch (per problem-iteration) or ``--batch-seconds``."""
     runs = list(runs)
-    if getattr(a, "batch", 1) <= 1:
-        for run in runs:
-            yield run_one(run, a, work)
-        return
-    rate = None  # seconds per problem-iteration of the last batch
-    for b in batches_of(runs, a.batch):
+    single = getattr(a, "batch", 1) <= 1
+    rate = None  # seconds per problem-iteration of the last batch (or run)
+    for b in ([[r] for r in runs] if single else batches_of(runs, a.batch)):
         steps = b[0].steps or 5000
         est = rate * steps * len(b) if rate else getattr(a, "batch_seconds", None)
         deadline = getattr(a, "deadline", None)
@@ -440,7 +437,7 @@ def run_runs(runs: Iterable[Run], a, work: Path) -> Iterator[RunOutput]:
             print(f"  skipped (deadline): {', '.join(r.tag for r in b)} would need about {est:.0f} s", flush=True)
             continue
         t = time.perf_counter()
-        outs = run_batch(b, a, work)
+        outs = [run_one(b[0], a, work)] if single else run_batch(b, a, work)
         rate = (time.perf_counter() - t) / (steps * len(b))
         yield from outs
 

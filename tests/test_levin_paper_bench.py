@@ -386,3 +386,13 @@ def test_ablation_summary_compares_a_partial_method_on_its_own_images():
     assert s.loc["no_cross", "full_minus"] == pytest.approx(0.0) and s.loc["no_cross", "full_above_on"] == "1/2"
     assert s.loc["no_progressive", "images"] == 1 and s.loc["no_progressive", "full_same_images"] == pytest.approx(30.0)
     assert s.loc["no_progressive", "full_minus"] == pytest.approx(3.0) and s.loc["no_progressive", "verdict"] == "full above"
+
+
+def test_the_deadline_skips_single_runs_too(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(lp, "run_one", lambda run, a, work: ran.append(run) or run)
+    runs = [lp.Run(lp.argparse.Namespace(name="im1_kernel1"), 8, s, 20) for s in (1, 2)]
+    a = _args(tmp_path, batch=1, deadline=lp.time.time() + 60, batch_seconds=3600)
+    assert list(lp.run_runs(runs, a, tmp_path)) == [] and ran == []  # an hour would end after the deadline
+    a = _args(tmp_path, batch=1, deadline=lp.time.time() + 3600, batch_seconds=1)
+    assert list(lp.run_runs(runs, a, tmp_path)) == runs
