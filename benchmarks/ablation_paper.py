@@ -76,6 +76,16 @@ def _take_table(store, table: Path, work: Path | None = None) -> int:
     return store.seed(pd.read_csv(table, comment="#")) if table.exists() else 0
 
 
+def _peer_tag(image: str, seed: int, steps) -> str:
+    """The name a peer run's outputs are kept under."""
+    return f"{image}__s{int(seed)}" + (f"__{int(steps)}it" if not lp._missing(steps) and steps else "")
+
+
+def _image_names(a) -> list[str] | None:
+    """The Levin images ``--images`` names (None: all)."""
+    return None if a.images == "all" else list(lp.SUBSET) if a.images == "subset" else a.images.split(",")
+
+
 def rescore_peer(method: str, items: list, a, prov: dict) -> int:
     """Re-score every finished row of a peer whose outputs are in its work folder (no optimisation); returns how many."""
     store = _peer_store(a, method)
@@ -83,7 +93,7 @@ def rescore_peer(method: str, items: list, a, prov: dict) -> int:
     by_name = {d.name: d for d in items}
     n = 0
     for row in store.rows():
-        tag = f"{row['image']}__s{int(row['seed'])}" + (f"__{int(row['steps'])}it" if not lp._missing(row.get("steps")) else "")
+        tag = _peer_tag(row["image"], row["seed"], row.get("steps"))
         saved = lp.load_outputs(_work(a, method), tag)
         if saved is None or row["image"] not in by_name:
             continue
@@ -140,7 +150,7 @@ def run_peer(method: str, items: list, seeds: list[int], a, prov: dict) -> None:
             t = time.perf_counter()
             x, k, info = run_method(method, item, st)
             sec = time.perf_counter() - t
-            tag = f"{item.name}__s{seed}" + (f"__{a.steps}it" if a.steps else "")
+            tag = _peer_tag(item.name, seed, a.steps)
             xs, _, ks = lp._as_saved(x, None, k)
             lp.save_outputs(work, tag, xs, None, ks)
             row = {"method": method, "image": item.name, "seed": seed, "steps": a.steps, **lp.score_outputs(item, xs, ks, None),
@@ -266,8 +276,8 @@ def main(argv=None) -> int:
         from cbid_meta.evaluation import load_levin
 
         items = load_levin(a.data)
-        names = list(lp.SUBSET) if a.images == "subset" else [d.name for d in items] if a.images == "all" else a.images.split(",")
-        chosen = [d for d in items if d.name in names]
+        names = _image_names(a)
+        chosen = [d for d in items if names is None or d.name in names]
         for m in methods:
             try:
                 if m in RECIPES:
@@ -281,8 +291,8 @@ def main(argv=None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
     t = gather(a, methods)
-    if a.images != "all" and not t.empty:  # the summary and the joined table are over the images asked for
-        t = t[t.image.isin(list(lp.SUBSET) if a.images == "subset" else a.images.split(","))].reset_index(drop=True)
+    if _image_names(a) is not None and not t.empty:  # the summary and the joined table are over the images asked for
+        t = t[t.image.isin(_image_names(a))].reset_index(drop=True)
     if t.empty:
         print("error: no finished rows for these methods", file=sys.stderr)
         return 2
