@@ -2,7 +2,9 @@
 
 Methods (``--methods``, default all): ``full`` (``recipes/paper.toml``), the ablations
 ``no_cross``, ``single_scale``, ``no_progressive``, ``mlp_kernel``, ``cnn_image``,
-``direct_down`` (``recipes/paper_<name>.toml``: each a named recipe, docs/evaluation.md),
+``direct_down`` (``recipes/paper_<name>.toml``: each a named recipe, docs/evaluation.md), the
+diagnostic ``pooled_kernel`` (run only when named: the published SIREN with its coarse kernels
+pooled from the full one, as ``mlp_kernel`` makes them),
 the peers ``selfdeblur`` (:mod:`cbid_meta.baselines.selfdeblur`) and ``l0_map``, and
 the bounds ``blurry`` and ``true_kernel`` (taken from the published rows' reference
 columns).  The recipe methods run with ``benchmarks/levin_paper.py`` — resumable, outputs
@@ -20,10 +22,10 @@ machine, another session — takes them back, so finished runs are never repeate
 
 ``ablation_paper.csv`` has one row per method, image (of ``--images``) and seed; ``ablation_paper.md``
 each method's mean over the images it has finished, ``full``'s mean on those same images and
-the difference, and whether that difference exceeds the noise floor (the mean over ``full``'s
-images with several seeds of its standard deviation across seeds; with one seed there is
-none and every difference is reported as it is), so a method still running is compared on
-what it has finished without shrinking the others' comparison.
+the difference, and whether that difference exceeds the noise floor of that comparison
+(``floor``: the mean over those same images of ``full``'s standard deviation across seeds;
+with one seed there is none and every difference is reported as it is), so a method still
+running is compared on what it has finished, held to ``full``'s spread there.
 """
 from __future__ import annotations
 
@@ -41,7 +43,10 @@ import levin_paper as lp  # noqa: E402
 from _common import ROOT, provenance, write_table  # noqa: E402
 
 RECIPES = {"full": "paper", "no_cross": "paper_no_cross", "single_scale": "paper_single_scale", "no_progressive": "paper_no_progressive",
-           "mlp_kernel": "paper_mlp_kernel", "cnn_image": "paper_cnn_image", "direct_down": "paper_direct_down"}
+           "mlp_kernel": "paper_mlp_kernel", "cnn_image": "paper_cnn_image", "direct_down": "paper_direct_down",
+           "pooled_kernel": "paper_pooled_kernel"}
+#: recipe methods that are diagnostics, not the paper's ablations (not run unless named in ``--methods``)
+DIAGNOSTICS = ("pooled_kernel",)
 PEERS = ("selfdeblur", "l0_map")
 BOUNDS = ("blurry", "true_kernel")
 METHODS = (*RECIPES, *PEERS, *BOUNDS)
@@ -197,7 +202,10 @@ def gather(a, methods: list[str]) -> pd.DataFrame:
 def summary(t: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, float]:
     """Per method its mean over the images it has finished (seed means first), and against ``full`` on the images both
     have finished: ``full``'s mean there, ``full`` minus the method, the images on which ``full`` is above, the paired
-    same-seed difference; the noise floor (mean over ``full``'s images with several seeds of their seed std)."""
+    same-seed difference; the noise floor of that comparison (``floor``: the mean of ``full``'s seed std over those same
+    images, where it has several seeds) and the overall floor (the same mean over all of ``full``'s images).  A method
+    compared on the images where ``full`` is stable is held to that stability, not to the spread of images it has not
+    run, where ``full`` collapses on some seeds."""
     present = [m for m in methods if m in set(t.method)]
     per = t.groupby(["method", "image"]).psnr.mean().unstack("image")
     full = t[t.method == "full"]
@@ -210,18 +218,20 @@ def summary(t: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, float]:
         imgs = sorted(set(dm.image))
         mean = float(per.loc[m, imgs].mean())
         both = sorted(set(imgs) & full_imgs)
-        diff, there, above, same = math.nan, math.nan, "", math.nan
+        diff, there, above, same, fl = math.nan, math.nan, "", math.nan, math.nan
         if "full" in present and m != "full" and both:
             there = float(per.loc["full", both].mean())
             diff = there - float(per.loc[m, both].mean())
             above = f"{int((per.loc['full', both] > per.loc[m, both]).sum())}/{len(both)}"
             same = _same_seed_diff(full, dm)
-        verdict = "" if math.isnan(diff) else ("full above" if diff > (floor if not math.isnan(floor) else 0) else
-                                               "tie" if not math.isnan(floor) and abs(diff) <= floor else "full below")
+            on = std.reindex(both).dropna()
+            fl = float(on.mean()) if len(on) else math.nan
+        verdict = "" if math.isnan(diff) else ("full above" if diff > (fl if not math.isnan(fl) else 0) else
+                                               "tie" if not math.isnan(fl) and abs(diff) <= fl else "full below")
         rows.append({"method": m, "images": len(imgs), "seeds": int(dm.seed.nunique()) if "seed" in dm and dm.seed.notna().any() else 0,
                      "psnr": mean, "psnr_shift5": float(dm.groupby("image").psnr_shift5.mean().mean()),
                      "kernel_ncc": float(dm.groupby("image").kernel_ncc.mean().mean()) if "kernel_ncc" in dm else math.nan,
-                     "full_same_images": there, "full_minus": diff, "verdict": verdict, "full_above_on": above, "same_seed_minus": same,
+                     "full_same_images": there, "full_minus": diff, "floor": fl, "verdict": verdict, "full_above_on": above, "same_seed_minus": same,
                      "median_s": float(dm.seconds.median()) if "seconds" in dm else math.nan,
                      "paper_t5_lai": PAPER_T5_LAI.get(m, math.nan),
                      "paper_t5_full_minus": PAPER_T5_LAI["full"] - PAPER_T5_LAI[m] if m in PAPER_T5_LAI and m != "full" else math.nan,
@@ -243,7 +253,7 @@ def main(argv=None) -> int:
 
     runs = Path(os.environ.get("CBID_RUNS", Path.home() / ".cache" / "cbid_meta"))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(m for m in METHODS if m not in DIAGNOSTICS))
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--images", default="subset", help="as levin_paper.py: subset, all or names")
     ap.add_argument("--seeds", default="2024")
@@ -303,7 +313,8 @@ def main(argv=None) -> int:
              f"command: {a.seeds}; a method's mean takes every seed it has finished (column `seeds`)", "",
              "Each method's mean over the images it has finished (seed means first), and against full on the images both have "
              "finished (`full_same_images`, `full_minus`); PSNR at ±10 px as the paper scores. "
-             + (f"Noise floor (mean seed std of full): {floor:.2f} dB; differences within it are ties." if not math.isnan(floor)
+             + (f"Noise floor (`floor`): the mean seed std of full over the images compared ({floor:.2f} dB over all of full's "
+                f"images); differences within it are ties." if not math.isnan(floor)
                 else "One seed: no noise floor; differences are reported as they are, not as effects.")
              + " `full_above_on`: the images on which full's seed mean is above the method's; `same_seed_minus`: full minus the "
                "method over the runs of the same image and seed (the paired reading). `paper_t5_lai` / `paper_t5_full_minus`: the "

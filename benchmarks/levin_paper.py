@@ -648,7 +648,8 @@ def _fmt_table(d: pd.DataFrame) -> str:
 def markdown(df: pd.DataFrame, meta: dict, curve: pd.DataFrame | None = None) -> str:
     """The ``.md`` report: per width (and ``--steps``), the per-run table, means over images of the seed means,
     the spread over seeds, the images below blurry + 3 dB and the kernel plateau."""
-    lines = ["# Levin, the published method (recipes/paper.toml)", ""]
+    recipe = meta.get("recipe", "paper")
+    lines = [f"# Levin, {'the published method' if recipe == 'paper' else 'the recipe ' + recipe} (recipes/{recipe}.toml)", ""]
     lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in meta.items()]
     if "_steps" not in df:
         df = df.assign(_steps=df["steps"].fillna(0).astype(int) if "steps" in df else 0)

@@ -83,8 +83,11 @@ class KernelGeneratorConfig:
     """Kernel generator Φk, by registered ``name``.
 
     ``siren`` (published, :class:`~cbid_meta.generators.SirenKernel`) reads
-    ``hidden``, ``layers``, ``omega0``, ``centre`` and ``centring`` (the centring
-    layer's rule, :func:`cbid_meta.physics.roll_to_centre`); ``fourier_mlp``
+    ``hidden``, ``layers``, ``omega0``, ``centre``, ``centring`` (the centring
+    layer's rule, :func:`cbid_meta.physics.roll_to_centre`) and ``coarse`` (how a
+    coarser scale's kernel is made: ``"render"``, the network on that support's
+    grid, as published; ``"pool"``, the full support rendered and 2×2 sum-pooled,
+    as the ``mlp_kernel`` ablation must); ``fourier_mlp``
     (:class:`~cbid_meta.generators.KernelINR`) reads ``hidden`` and the
     fields from ``fourier_features`` on.
     """
@@ -94,6 +97,7 @@ class KernelGeneratorConfig:
     omega0: float = 30.0
     centre: bool = True
     centring: str = "public"
+    coarse: str = "render"
     fourier_features: int = 32
     fourier_sigma: float = 1.5
     hidden: int = 64

@@ -22,6 +22,8 @@ ABLATIONS = {
     "paper_cnn_image": {("image", "name"): "noise_unet"},
     "paper_direct_down": {("schedule", "coarse_render"): "downsample"},
 }
+#: diagnostic variants (not the paper's ablations), each also a switch of the published recipe
+DIAGNOSTICS = {"paper_pooled_kernel": {("kernel", "coarse"): "pool"}}
 CPU = torch.device("cpu")
 
 
@@ -57,9 +59,32 @@ def _ys(n_images: int = 1) -> torch.Tensor:
     return torch.from_numpy(np.stack([_blurry(seed=i) for i in range(n_images)]))[:, None]
 
 
-@pytest.mark.parametrize("name", sorted(ABLATIONS))
+@pytest.mark.parametrize("name", sorted(ABLATIONS | DIAGNOSTICS))
 def test_each_variant_changes_exactly_what_its_name_says(name):
-    assert _diff(load_recipe("paper").to_dict(), load_recipe(name).to_dict()) == ABLATIONS[name]
+    assert _diff(load_recipe("paper").to_dict(), load_recipe(name).to_dict()) == (ABLATIONS | DIAGNOSTICS)[name]
+
+
+def test_pooled_siren_coarse_kernels_are_the_full_kernel_pooled():
+    """coarse = "pool": every coarser support is the full render sum-pooled (then centred); "render" evaluates the SIREN
+    on the coarse grid, which is not the pooled fine kernel."""
+    torch.manual_seed(0)
+    cfg = load_recipe("paper_pooled_kernel")
+    net = create_generator("siren", cfg.kernel, kernel_size=9)
+    plain = create_generator("siren", load_recipe("paper").kernel, kernel_size=9)
+    plain.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        assert torch.equal(net.render(9), plain.render(9))
+        full = torch.softmax(net.net(net.coords(9)).reshape(1, -1), -1).reshape(1, 1, 9, 9)
+        from cbid_meta.generators.siren import centring_layer
+
+        for size, pooled in ((5, pool_kernel(full)), (3, pool_kernel(pool_kernel(full)))):
+            want = centring_layer(pooled, True, cfg.kernel.centring, False)
+            assert torch.allclose(net.render(size), want, atol=1e-7) and float(net.render(size).sum()) == pytest.approx(1.0, abs=1e-6)
+            assert not torch.allclose(plain.render(size), want, atol=1e-3)
+        with pytest.raises(ValueError, match="not 4"):
+            net.render(4)
+    with pytest.raises(ValueError, match="kernel size"):
+        create_generator("siren", cfg.kernel)
 
 
 def test_a_recipe_can_start_from_another(tmp_path):
@@ -78,7 +103,7 @@ def test_a_recipe_can_start_from_another(tmp_path):
         load_recipe(tmp_path / "nobase.toml")
 
 
-@pytest.mark.parametrize("name", ["paper", *sorted(ABLATIONS)])
+@pytest.mark.parametrize("name", ["paper", *sorted(ABLATIONS | DIAGNOSTICS)])
 def test_every_variant_runs_batched_through_the_published_run(name):
     """Two problems as one vmapped batch (the restarts / bench path): finite losses, kernels summing to 1."""
     cfg = _tiny(name, steps=6)

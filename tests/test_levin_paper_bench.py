@@ -219,6 +219,8 @@ def test_ablation_table_joins_recipes_peers_and_bounds(fake_levin, tmp_path, mon
     # takes them back from there and runs nothing again
     assert {"ab.csv", "levin_paper.csv"} <= {p.name for p in (tmp_path / "res").glob("*.csv")}
     assert {"l0_map.csv", "no_cross.csv"} <= {p.name for p in (tmp_path / "res" / "ab").glob("*.csv")}
+    assert (tmp_path / "res" / "ab" / "no_cross.md").read_text().startswith("# Levin, the recipe paper_no_cross (recipes/paper_no_cross.toml)")
+    assert (tmp_path / "res" / "levin_paper.md").read_text().startswith("# Levin, the published method (recipes/paper.toml)")
     import shutil
 
     from cbid_meta.evaluation import bench
@@ -339,6 +341,15 @@ def test_ablation_summary_counts_images_and_pairs_seeds():
     assert s.loc["no_cross", "same_seed_minus"] == pytest.approx(((30 - 28) + (25 - 27)) / 2)  # seed 1 only
     assert s.loc["l0_map", "full_above_on"] == "2/2" and math.isnan(s.loc["l0_map", "same_seed_minus"])  # no shared seed
     assert s.loc["no_cross", "verdict"] == "tie" and s.loc["l0_map", "verdict"] == "full above"
+    assert s.loc["no_cross", "floor"] == pytest.approx(2 ** 0.5)
+    # compared only on image a, a method is held to full's spread there, not to b's
+    t2 = pd.concat([t, pd.DataFrame([{"method": "no_progressive", "image": "a", "seed": 1, "psnr": 27.5, "psnr_shift5": 27.5,
+                                      "kernel_ncc": 0.5, "seconds": 1.0}])], ignore_index=True)
+    t2.loc[(t2.method == "full") & (t2.image == "b"), "psnr"] = [20.0, 32.0]  # b: std 8.5
+    s2, floor2 = ab.summary(t2, ["full", "no_progressive"])
+    s2 = s2.set_index("method")
+    assert floor2 > 4 and s2.loc["no_progressive", "floor"] == pytest.approx(2 ** 0.5)
+    assert s2.loc["no_progressive", "verdict"] == "full above"  # 29 − 27.5 = 1.5 > 1.41
     assert s.loc["no_cross", "paper_t5_full_minus"] == pytest.approx(25.16 - 24.44) and s.loc["full", "paper_t11_levin"] == 33.74
     assert math.isnan(s.loc["l0_map", "paper_t5_lai"])
 

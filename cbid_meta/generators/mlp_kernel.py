@@ -33,25 +33,13 @@ Examples
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..physics import roll_to_centre
 from .registry import register_generator
-from .siren import centring_layer
+from .siren import centring_layer, pool_kernel
 
 __all__ = ["MLPKernel", "pool_kernel"]
-
-
-def pool_kernel(k: torch.Tensor) -> torch.Tensor:
-    """``(…, K, K)`` → ``(…, ⌈K/2⌉, ⌈K/2⌉)``: sums of 2×2 blocks (zero-padded at the bottom and right);
-    the total mass is kept."""
-    n = k.shape[-1]
-    if n % 2:
-        k = F.pad(k, (0, 1, 0, 1))
-        n += 1
-    m = n // 2
-    return k.reshape(*k.shape[:-2], m, 2, m, 2).sum((-3, -1))
 
 
 @register_generator("mlp_kernel")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..physics import roll_to_centre
@@ -60,6 +61,17 @@ def centring_layer(k: torch.Tensor, centre: bool, rule: str, with_shift: bool):
     return (k, shift) if with_shift else k
 
 
+def pool_kernel(k: torch.Tensor) -> torch.Tensor:
+    """``(…, K, K)`` → ``(…, ⌈K/2⌉, ⌈K/2⌉)``: sums of 2×2 blocks (zero-padded at the bottom and right);
+    the total mass is kept."""
+    n = k.shape[-1]
+    if n % 2:
+        k = F.pad(k, (0, 1, 0, 1))
+        n += 1
+    m = n // 2
+    return k.reshape(*k.shape[:-2], m, 2, m, 2).sum((-3, -1))
+
+
 @register_generator("siren")
 class SirenKernel(nn.Module):
     """The published kernel generator.
@@ -72,10 +84,22 @@ class SirenKernel(nn.Module):
     centre : apply the centring layer.
     centring : its rule, ``"public"`` (the authors' two-tap window) or ``"round"``
         (:func:`cbid_meta.physics.roll_to_centre`).
+    coarse : a coarser support's kernel: ``"render"`` (published) evaluates the network on
+        that support's own tap grid, with its own softmax; ``"pool"`` renders the full
+        support ``kernel_size`` and sum-pools it 2×2 down to the coarser one
+        (:func:`pool_kernel`, as ``mlp_kernel`` does), so every
+        scale's kernel is the fine kernel's mass, resampled.
+    kernel_size : the full support (needed by ``coarse="pool"`` only).
     """
 
-    def __init__(self, hidden: int = 64, layers: int = 3, omega0: float = 30.0, centre: bool = True, centring: str = "public"):
+    def __init__(self, hidden: int = 64, layers: int = 3, omega0: float = 30.0, centre: bool = True, centring: str = "public",
+                 coarse: str = "render", kernel_size: int | None = None):
         super().__init__()
+        if coarse not in ("render", "pool"):
+            raise ValueError(f"unknown coarse-kernel rule '{coarse}' (choose render or pool)")
+        if coarse == "pool" and not kernel_size:
+            raise ValueError("siren with coarse = 'pool' needs the kernel size")
+        self.coarse, self.kernel_size = coarse, kernel_size
         mods: list[nn.Module] = [_Sine(2, hidden, omega0, True)] + [_Sine(hidden, hidden, omega0, False) for _ in range(layers)]
         last = nn.Linear(hidden, 1)
         with torch.no_grad():
@@ -89,17 +113,25 @@ class SirenKernel(nn.Module):
     pyramid = "decimate"  # renders any support size: the published decimation pyramid
 
     @classmethod
-    def from_config(cls, cfg, kernel_size: int | None = None) -> "SirenKernel":  # any support: the size is not needed
-        return cls(hidden=cfg.hidden, layers=cfg.layers, omega0=cfg.omega0, centre=cfg.centre, centring=cfg.centring)
+    def from_config(cls, cfg, kernel_size: int | None = None) -> "SirenKernel":  # "render": any support, the size is not needed
+        coarse = getattr(cfg, "coarse", "render")
+        return cls(hidden=cfg.hidden, layers=cfg.layers, omega0=cfg.omega0, centre=cfg.centre, centring=cfg.centring,
+                   coarse=coarse, kernel_size=kernel_size if coarse == "pool" else None)
 
     def forward(self, coords: torch.Tensor, size: int, with_shift: bool = False):
         """Kernel ``(1, 1, size, size)``; with ``with_shift`` also the centring roll ``(1, 1, 2)`` (zeros without centring)."""
-        logits = self.net(coords).reshape(1, 1, size, size)
-        k = torch.softmax(logits.reshape(1, -1), dim=-1).reshape(1, 1, size, size)
+        n = self.kernel_size if self.coarse == "pool" else size
+        logits = self.net(coords).reshape(1, 1, n, n)
+        k = torch.softmax(logits.reshape(1, -1), dim=-1).reshape(1, 1, n, n)
+        while k.shape[-1] > size:
+            k = pool_kernel(k)
+        if k.shape[-1] != size:
+            raise ValueError(f"siren pooled from support {n} renders {n}, ⌈{n}/2⌉, …, not {size}")
         return centring_layer(k, self.centre, self.centring, with_shift)
 
     def coords(self, size: int) -> torch.Tensor:
-        """The (cached) tap coordinates of a ``size × size`` support."""
+        """The (cached) tap coordinates of a ``size × size`` support (with ``coarse="pool"``: of the full one, at every size)."""
+        size = self.kernel_size if self.coarse == "pool" else size
         p = self.last_weight()
         key = (size, p.device, p.dtype)
         if key not in self._coords:
