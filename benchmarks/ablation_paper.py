@@ -57,7 +57,7 @@ PAPER_T5_LAI = {"full": 25.16, "no_cross": 24.44, "single_scale": 24.14, "no_pro
                 "mlp_kernel": 19.17, "direct_down": 20.89}
 PAPER_T11_LEVIN = {"full": 33.74, "selfdeblur": 33.07, "true_kernel": 34.53}
 COLUMNS = ("method", "image", "width", "seed", "psnr", "psnr_shift5", "ssim", "error_ratio", "kernel_ncc", "psnr_nonblind",
-           "seconds", "iterations")
+           "kernel_spread", "seconds", "iterations")
 
 
 def _work(a, method: str) -> Path:
@@ -231,6 +231,7 @@ def summary(t: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, float]:
         rows.append({"method": m, "images": len(imgs), "seeds": int(dm.seed.nunique()) if "seed" in dm and dm.seed.notna().any() else 0,
                      "psnr": mean, "psnr_shift5": float(dm.groupby("image").psnr_shift5.mean().mean()),
                      "kernel_ncc": float(dm.groupby("image").kernel_ncc.mean().mean()) if "kernel_ncc" in dm else math.nan,
+                     "kernel_spread": float(dm.groupby("image").kernel_spread.mean().mean()) if "kernel_spread" in dm else math.nan,
                      "full_same_images": there, "full_minus": diff, "floor": fl, "verdict": verdict, "full_above_on": above, "same_seed_minus": same,
                      "median_s": float(dm.seconds.median()) if "seconds" in dm else math.nan,
                      "paper_t5_lai": PAPER_T5_LAI.get(m, math.nan),

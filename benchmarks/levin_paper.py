@@ -79,7 +79,7 @@ SCORE_COLUMNS = (
     "psnr", "psnr_shift5", "ssim", "error_ratio", "kernel_ncc",
     "psnr_nonblind", "psnr_nonblind_shift5", "ssim_nonblind", "error_ratio_nonblind",
     "psnr_blurry", "psnr_blurry_shift5", "psnr_true_kernel", "psnr_true_kernel_shift5",
-    "shift_y", "shift_x", "shift5_y", "shift5_x", "reblur_fit", "x_delta_gap", "kernel_edge_mass",
+    "shift_y", "shift_x", "shift5_y", "shift5_x", "reblur_fit", "x_delta_gap", "kernel_edge_mass", "kernel_spread",
 )
 #: Leading columns of the CSV table (the others follow in row order).
 TABLE_COLUMNS = (
@@ -192,7 +192,7 @@ def score_outputs(item, x: np.ndarray, kernel: np.ndarray, delta: np.ndarray | N
     ``error_ratio`` (true-kernel reference aligned at 10 px as well) and the
     best translation ``shift_y``/``shift_x`` (10 px) and ``shift5_y``/``shift5_x``
     of the INR image ``x``; the same for the ∆ image ``delta`` (``*_nonblind``,
-    NaN when None); ``kernel_ncc``; ``psnr_blurry`` and ``psnr_true_kernel``
+    NaN when None); ``kernel_ncc`` and ``kernel_spread`` (:func:`kernel_taps`); ``psnr_blurry`` and ``psnr_true_kernel``
     (and their ``_shift5``) for reference.  The arrays are scored as they are
     kept (images float32, kernel float64), so scoring a run's arrays after it
     finishes and re-scoring its saved files give the same numbers.
@@ -203,7 +203,7 @@ def score_outputs(item, x: np.ndarray, kernel: np.ndarray, delta: np.ndarray | N
     refs = _references(item)
     s = levin_row_scores(x.astype(np.float64), item.sharp, refs["reference"])
     out = {"psnr": s["psnr"], "psnr_shift5": s["psnr_shift5"], "ssim": s["ssim"], "error_ratio": s["error_ratio"],
-           "kernel_ncc": kernel_similarity(kernel, item.kernel)["ncc"]}
+           "kernel_ncc": kernel_similarity(kernel, item.kernel)["ncc"], "kernel_spread": kernel_taps(kernel) / kernel_taps(item.kernel)}
     if delta is not None:
         n = levin_row_scores(delta.astype(np.float64), item.sharp, refs["reference"])
         out.update(psnr_nonblind=n["psnr"], psnr_nonblind_shift5=n["psnr_shift5"], ssim_nonblind=n["ssim"], error_ratio_nonblind=n["error_ratio"])
@@ -216,6 +216,15 @@ def score_outputs(item, x: np.ndarray, kernel: np.ndarray, delta: np.ndarray | N
     out["reblur_fit"] = reblur_fit(x, kernel, item.blurry)  # no ground truth: what the restarts safeguard compares
     out.update(self_checks(x, kernel, delta))
     return {k: out[k] for k in SCORE_COLUMNS}
+
+
+def kernel_taps(k: np.ndarray, frac: float = 0.9) -> int:
+    """The fewest taps holding ``frac`` of a non-negative kernel's mass: how concentrated it is.  Divided by the
+    true kernel's it is the row's ``kernel_spread`` (1: as concentrated as the truth; 3: its mass spread over three
+    times the taps — a diffuse kernel the NCC barely sees, since NCC weighs the bulk of the mass)."""
+    v = np.sort(np.clip(np.asarray(k, dtype=np.float64).ravel(), 0.0, None))[::-1]
+    c = np.cumsum(v) / max(float(v.sum()), 1e-12)
+    return int(min(np.searchsorted(c, frac - 1e-12), len(v) - 1)) + 1
 
 
 def self_checks(x: np.ndarray, kernel: np.ndarray, delta: np.ndarray | None, border: int = 15) -> dict:

@@ -328,6 +328,16 @@ def test_self_checks_are_score_columns_and_can_lead_the_safeguard(fake_levin, tm
     assert "mean PSNR of x of 23.000 dB" in line  # the lower gap kept: seed 2
 
 
+def test_kernel_taps_counts_the_taps_holding_the_mass():
+    point = np.zeros((9, 9))
+    point[4, 4] = 1.0
+    flat = np.ones((9, 9)) / 81
+    assert lp.kernel_taps(point) == 1 and lp.kernel_taps(flat) == 73  # ⌈0.9 · 81⌉
+    line = np.zeros((9, 9))
+    line[4, :] = 1 / 9
+    assert lp.kernel_taps(line) == 9 and lp.kernel_taps(line, 0.5) == 5
+
+
 def test_ablation_summary_counts_images_and_pairs_seeds():
     ab = _ablation_module()
     rows = [("full", "a", 1, 30.0), ("full", "a", 2, 28.0), ("full", "b", 1, 25.0), ("full", "b", 2, 27.0),
