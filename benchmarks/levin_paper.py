@@ -654,11 +654,16 @@ def _fmt_table(d: pd.DataFrame) -> str:
     return d.to_markdown(index=False, floatfmt=".3f", missingval="–")
 
 
+def report_title(recipe: str) -> str:
+    """The ``.md`` report's title line for a recipe given by name or by the path of its TOML file."""
+    where = recipe if recipe.endswith(".toml") else f"recipes/{recipe}.toml"
+    return f"# Levin, {'the published method' if recipe == 'paper' else 'the recipe ' + Path(recipe).stem} ({where})"
+
+
 def markdown(df: pd.DataFrame, meta: dict, curve: pd.DataFrame | None = None) -> str:
     """The ``.md`` report: per width (and ``--steps``), the per-run table, means over images of the seed means,
     the spread over seeds, the images below blurry + 3 dB and the kernel plateau."""
-    recipe = meta.get("recipe", "paper")
-    lines = [f"# Levin, {'the published method' if recipe == 'paper' else 'the recipe ' + recipe} (recipes/{recipe}.toml)", ""]
+    lines = [report_title(str(meta.get("recipe", "paper"))), ""]
     lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in meta.items()]
     if "_steps" not in df:
         df = df.assign(_steps=df["steps"].fillna(0).astype(int) if "steps" in df else 0)

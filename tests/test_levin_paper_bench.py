@@ -328,6 +328,12 @@ def test_self_checks_are_score_columns_and_can_lead_the_safeguard(fake_levin, tm
     assert "mean PSNR of x of 23.000 dB" in line  # the lower gap kept: seed 2
 
 
+def test_report_title_names_the_recipe_by_name_or_path():
+    assert lp.report_title("paper") == "# Levin, the published method (recipes/paper.toml)"
+    assert lp.report_title("paper_no_cross") == "# Levin, the recipe paper_no_cross (recipes/paper_no_cross.toml)"
+    assert lp.report_title("runs/x/my.toml") == "# Levin, the recipe my (runs/x/my.toml)"
+
+
 def test_kernel_taps_counts_the_taps_holding_the_mass():
     point = np.zeros((9, 9))
     point[4, 4] = 1.0

@@ -114,9 +114,8 @@ class SirenKernel(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, kernel_size: int | None = None) -> "SirenKernel":  # "render": any support, the size is not needed
-        coarse = getattr(cfg, "coarse", "render")
         return cls(hidden=cfg.hidden, layers=cfg.layers, omega0=cfg.omega0, centre=cfg.centre, centring=cfg.centring,
-                   coarse=coarse, kernel_size=kernel_size if coarse == "pool" else None)
+                   coarse=cfg.coarse, kernel_size=kernel_size if cfg.coarse == "pool" else None)
 
     def forward(self, coords: torch.Tensor, size: int, with_shift: bool = False):
         """Kernel ``(1, 1, size, size)``; with ``with_shift`` also the centring roll ``(1, 1, 2)`` (zeros without centring)."""
