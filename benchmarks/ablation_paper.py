@@ -3,8 +3,9 @@
 Methods (``--methods``, default all): ``full`` (``recipes/paper.toml``), the ablations
 ``no_cross``, ``single_scale``, ``no_progressive``, ``mlp_kernel``, ``cnn_image``,
 ``direct_down`` (``recipes/paper_<name>.toml``: each a named recipe, docs/evaluation.md), the
-diagnostic ``pooled_kernel`` (run only when named: the published SIREN with its coarse kernels
-pooled from the full one, as ``mlp_kernel`` makes them),
+diagnostics ``pooled_kernel`` and ``kernel_lr10`` (run only when named: the published SIREN with its coarse
+kernels pooled from the full one, as ``mlp_kernel`` makes them; the published method with the kernel
+generator's learning rate ×10),
 the peers ``selfdeblur`` (:mod:`cbid_meta.baselines.selfdeblur`) and ``l0_map``, and
 the bounds ``blurry`` and ``true_kernel`` (taken from the published rows' reference
 columns).  The recipe methods run with ``benchmarks/levin_paper.py`` — resumable, outputs
@@ -44,9 +45,9 @@ from _common import ROOT, provenance, write_table  # noqa: E402
 
 RECIPES = {"full": "paper", "no_cross": "paper_no_cross", "single_scale": "paper_single_scale", "no_progressive": "paper_no_progressive",
            "mlp_kernel": "paper_mlp_kernel", "cnn_image": "paper_cnn_image", "direct_down": "paper_direct_down",
-           "pooled_kernel": "paper_pooled_kernel"}
+           "pooled_kernel": "paper_pooled_kernel", "kernel_lr10": "paper_kernel_lr10"}
 #: recipe methods that are diagnostics, not the paper's ablations (not run unless named in ``--methods``)
-DIAGNOSTICS = ("pooled_kernel",)
+DIAGNOSTICS = ("pooled_kernel", "kernel_lr10")
 PEERS = ("selfdeblur", "l0_map")
 BOUNDS = ("blurry", "true_kernel")
 METHODS = (*RECIPES, *PEERS, *BOUNDS)

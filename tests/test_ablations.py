@@ -23,7 +23,7 @@ ABLATIONS = {
     "paper_direct_down": {("schedule", "coarse_render"): "downsample"},
 }
 #: diagnostic variants (not the paper's ablations), each also a switch of the published recipe
-DIAGNOSTICS = {"paper_pooled_kernel": {("kernel", "coarse"): "pool"}}
+DIAGNOSTICS = {"paper_pooled_kernel": {("kernel", "coarse"): "pool"}, "paper_kernel_lr10": {("schedule", "lr_kernel"): 5e-4}}
 CPU = torch.device("cpu")
 
 
